@@ -204,5 +204,8 @@ def parse(encoding: str) -> Arch:
     arch = Arch(block=block, stem_width=stem_width, macro=macro)
     from nasoa.space.plan import expand  # local import: plan imports this module
 
-    expand(arch)  # raises ValueError when a layer's channels do not fit its op's groups
+    try:
+        expand(arch)  # a layer whose channels do not fit its op's groups cannot be built
+    except ValueError as err:
+        raise ValueError(f"invalid ET-NAS encoding {encoding!r}: {err}") from None
     return arch

@@ -111,7 +111,7 @@ def expand_block(block: BlockSpec, in_ch: int, out_ch: int, stride: int, where: 
         if width < 1:
             raise ValueError(f"{where}: layer {i + 1} would have {width} channels")
         s = stride if i == at else 1
-        layers.append(LayerPlan(block.ops[i], _conv_plans(block.ops[i], place_ch[-1], width, s, f"{where} layer {i + 1}")))
+        layers.append(LayerPlan(block.ops[i], _conv_plans(block.ops[i], place_ch[-1], width, s, f"{where} layer {i + 1} (op digit at position {2 * i})")))
         place_ch.append(width)
         place_stride.append(place_stride[-1] * s)
         here: list[SkipPlan] = []
@@ -146,7 +146,7 @@ def expand(arch: Arch, in_chans: int = 3) -> NetPlan:
         blocks = []
         for bi, mult in enumerate(stage):
             stride = 2 if si > 0 and bi == 0 else 1
-            where = f"{arch} stage {si + 1} block {bi + 1}"
+            where = f"stage {si + 1} block {bi + 1}"
             blocks.append(expand_block(arch.block, ch, ch * mult, stride, where))
             ch *= mult
         stages.append(tuple(blocks))
