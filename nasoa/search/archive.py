@@ -57,10 +57,7 @@ class Record:
 
 
 _SCHEMA = pa.schema(
-    [
-        pa.field(f.name, {"str": pa.string(), "int": pa.int64(), "float": pa.float64()}[f.type])
-        for f in fields(Record)
-    ]
+    [pa.field(f.name, {"str": pa.string(), "int": pa.int64(), "float": pa.float64()}[f.type]) for f in fields(Record)]
 )
 
 
@@ -88,8 +85,8 @@ def hypervolume(records: Iterable[Record], ref_step_ms: float) -> float:
     """
     front = [r for r in non_dominated(records) if r.train_step_ms < ref_step_ms]
     area, best_acc = 0.0, 0.0
-    # Sweep from the slowest to the fastest point: each adds the band it dominates above best_acc.
-    for r in sorted(front, key=lambda r: -r.train_step_ms):
+    # Sweep from the fastest point: each adds the band between the best accuracy so far and its own.
+    for r in sorted(front, key=lambda r: r.train_step_ms):
         if r.accuracy > best_acc:
             area += (r.accuracy - best_acc) * (1.0 - r.train_step_ms / ref_step_ms)
             best_acc = r.accuracy

@@ -7,8 +7,8 @@ from nasoa.space.zoo_names import ETNAS, RESNET50_DEEP_STEM
 
 
 def build(arch, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.0):  # noqa: ANN001, ANN201
-    """Build the torch module for an architecture; see :func:`nasoa.space.build.build` (imports torch lazily)."""
-    from nasoa.space.build import build as _build
+    """Build the torch module for an architecture; see :func:`nasoa.space.network.build` (imports torch lazily)."""
+    from nasoa.space.network import build as _build
 
     return _build(arch, num_classes, in_chans, dropout)
 

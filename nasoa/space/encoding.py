@@ -120,7 +120,9 @@ def parse_block(text: str, offset: int = 0, whole: str | None = None) -> BlockSp
         if i % 2 == 1 and value not in WIDTH_DIGITS:
             raise _fail(whole, offset + i, "width digit must be 0-4 (C/4, C/2, C, 2C, 4C)")
     if len(layers) % 2 == 0:
-        raise _fail(whole, offset + len(layers) - 1, "layers need 2n-1 digits: op+width per layer, op only for the last")
+        raise _fail(
+            whole, offset + len(layers) - 1, "layers need 2n-1 digits: op+width per layer, op only for the last"
+        )
     ops = tuple(int(c) for c in layers[0::2])
     widths = tuple(int(c) for c in layers[1::2])
     if len(ops) > MAX_LAYERS:

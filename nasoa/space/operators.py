@@ -115,9 +115,7 @@ def _random_skips(rng: np.random.Generator, n: int, limits: SpaceLimits) -> tupl
     return tuple(sorted((candidates[i] for i in picked), key=lambda s: s.dst))
 
 
-def random_macro(
-    rng: np.random.Generator, depth: int, downsamplings: int, num_doublings: int
-) -> MacroSpec:
+def random_macro(rng: np.random.Generator, depth: int, downsamplings: int, num_doublings: int) -> MacroSpec:
     """A random macro of ``depth`` blocks in ``downsamplings + 1`` stages with ``num_doublings`` doublings."""
     stages = downsamplings + 1
     if not 1 <= stages <= depth:
@@ -242,8 +240,14 @@ def crossover_block(rng: np.random.Generator, a: BlockSpec, b: BlockSpec) -> Blo
     layer_widths = [*a.widths[:i], *(list(b.widths[j:]) + [None])][: len(ops)]
     widths = tuple(w if w is not None else 2 for w in layer_widths[:-1])
     n = len(ops)
-    pool = [s for s in a.skips if s.dst <= i] + [Skip(s.kind, s.src - j + i, s.dst - j + i) for s in b.skips if s.src >= j]
-    skips = [s for s in pool if 0 <= s.src < s.dst <= n and not (s.src == 0 and s.dst == n) and not (s.kind == "c" and s.dst == n)]
+    pool = [s for s in a.skips if s.dst <= i] + [
+        Skip(s.kind, s.src - j + i, s.dst - j + i) for s in b.skips if s.src >= j
+    ]
+    skips = [
+        s
+        for s in pool
+        if 0 <= s.src < s.dst <= n and not (s.src == 0 and s.dst == n) and not (s.kind == "c" and s.dst == n)
+    ]
     return BlockSpec(ops, widths, tuple(sorted(set(skips), key=lambda s: (s.dst, str(s)))))
 
 

@@ -1,6 +1,6 @@
 """Expand an :class:`Arch` into concrete per-stage, per-block, per-conv lists (pycls's ``generate_regnet`` role).
 
-Both the torch builder (:mod:`nasoa.space.build`) and the analytic cost model (:mod:`nasoa.space.cost`)
+Both the torch builder (:mod:`nasoa.space.network`) and the analytic cost model (:mod:`nasoa.space.cost`)
 consume these plans only, so they cannot disagree. No torch here.
 """
 
@@ -111,7 +111,14 @@ def expand_block(block: BlockSpec, in_ch: int, out_ch: int, stride: int, where: 
         if width < 1:
             raise ValueError(f"{where}: layer {i + 1} would have {width} channels")
         s = stride if i == at else 1
-        layers.append(LayerPlan(block.ops[i], _conv_plans(block.ops[i], place_ch[-1], width, s, f"{where} layer {i + 1} (op digit at position {2 * i})")))
+        layers.append(
+            LayerPlan(
+                block.ops[i],
+                _conv_plans(
+                    block.ops[i], place_ch[-1], width, s, f"{where} layer {i + 1} (op digit at position {2 * i})"
+                ),
+            )
+        )
         place_ch.append(width)
         place_stride.append(place_stride[-1] * s)
         here: list[SkipPlan] = []

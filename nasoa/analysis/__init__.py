@@ -1,0 +1,1 @@
+"""Plots and reports over plain result files (Parquet, JSON); ``analysis/`` scripts are thin drivers."""

@@ -1,0 +1,33 @@
+"""Shared fixtures: one local Ray instance per session, started only by the tests that need it."""
+
+import os
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def ray_session(tmp_path_factory):
+    """A private local Ray with 2 CPUs; shut down after the session."""
+    import ray
+
+    tmp = tmp_path_factory.mktemp("ray")
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        object_store_memory=200 * 1024**2,
+        _temp_dir=str(tmp),
+    )
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
