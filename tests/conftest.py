@@ -1,6 +1,8 @@
 """Shared fixtures: one local Ray instance per session, started only by the tests that need it."""
 
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -14,20 +16,21 @@ torch.set_num_threads(2)
 
 
 @pytest.fixture(scope="session")
-def ray_session(tmp_path_factory):
+def ray_session():
     """A private local Ray with 2 CPUs; shut down after the session."""
     import ray
 
-    tmp = tmp_path_factory.mktemp("ray")
+    tmp = tempfile.mkdtemp(prefix="nasoa-ray-", dir="/tmp")  # Ray's socket paths must stay under 107 bytes
     ray.init(
         address="local",
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,
         object_store_memory=200 * 1024**2,
-        _temp_dir=str(tmp),
+        _temp_dir=tmp,
     )
     try:
         yield ray
     finally:
         ray.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -123,6 +123,8 @@ def run_search_job(cfg: Mapping[str, Any], run_dir: str | os.PathLike) -> dict[s
     t0 = time.time()
     owns_ray = not ray.is_initialized()
     init_ray(s["trainer"], s["cluster"])
+    ray_address = ray.get_runtime_context().gcs_address
+    log.info("Ray at %s (%s)", ray_address, "joined cluster" if s["cluster"] else "private local instance")
     evaluator = None
     try:
         actor = start_archive_actor(str(run_dir))
@@ -172,7 +174,7 @@ def run_search_job(cfg: Mapping[str, Any], run_dir: str | os.PathLike) -> dict[s
             ray.shutdown()
     plot = plot_search(archive.records, run_dir / PLOT_FILE)
     summary = _summary(result, archive, stats, duplicates, len(previous), time.time() - t0, s)
-    summary["plot"] = plot
+    summary |= {"plot": plot, "ray_address": ray_address, "joined_cluster": s["cluster"] is not None}
     (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
     log.info(
         "done in %.0fs: %d candidates (%d new, %d failed), front %d; worker time evaluating %.1f%% "

@@ -1,0 +1,37 @@
+"""Test helpers: compose the real Hydra configs, tiny search overrides."""
+
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+#: Overrides that make the default search tiny (seconds per candidate on a 2-core CPU).
+TINY_SEARCH = [
+    "search.block.pop_size=4",
+    "search.block.generations=2",
+    "search.macro.pop_size=4",
+    "search.macro.generations=1",
+    "search.top_blocks=2",
+    "space.skeleton=11-21-21-21",
+    "space.limits.max_layers=3",
+    "space.limits.min_depth=5",
+    "space.limits.max_depth=8",
+    "space.limits.stem_widths=[16]",
+    "proxy.train_steps=4",
+    "proxy.batch_size=32",
+    "proxy.recalibrate_bn_batches=1",
+    "objectives.profile.profile_batch_size=16",
+    "objectives.profile.profile_warmup=1",
+    "objectives.profile.profile_steps=2",
+    "objectives.max_params=400000",
+]
+
+
+def compose_config(name: str, overrides: list[str] | None = None) -> dict:
+    """Compose ``conf/<name>.yaml`` with overrides, resolved to a plain dict."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name=name, overrides=overrides or [])
+    return OmegaConf.to_container(cfg, resolve=False)
