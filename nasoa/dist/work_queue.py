@@ -1,4 +1,4 @@
-"""A Ray actor that hands candidates to long-lived workers and keeps their time accounting."""
+"""A Ray actor that hands work items (candidates, zoo entries) to long-lived workers and keeps their time accounting."""
 
 from __future__ import annotations
 
@@ -8,27 +8,27 @@ from collections.abc import Sequence
 
 import ray
 
-from nasoa.search.evaluator import Candidate
+from typing import Any
 
 
 @ray.remote(num_cpus=0)
-class CandidateQueue:
-    """FIFO of candidates; ``get`` waits for work and returns None once the queue is closed."""
+class WorkQueue:
+    """FIFO of work items; ``get`` waits for work and returns None once the queue is closed."""
 
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[Candidate | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self.closed = False
         self.in_flight: dict[str, tuple[str, float]] = {}
         self.busy: dict[str, float] = {}
         self.ready: dict[str, float] = {}
         self.evaluated = 0
 
-    async def put(self, candidates: Sequence[Candidate]) -> int:
-        for c in candidates:
+    async def put(self, items: Sequence[Any]) -> int:
+        for c in items:
             self.queue.put_nowait(c)
         return self.queue.qsize()
 
-    async def get(self, worker: str) -> Candidate | None:
+    async def get(self, worker: str) -> Any:
         self.ready.setdefault(worker, time.time())
         if self.closed and self.queue.empty():
             return None
@@ -36,7 +36,7 @@ class CandidateQueue:
         if item is None:  # wake-up sentinel from close(): pass it on to the next waiting worker
             self.queue.put_nowait(None)
             return None
-        self.in_flight[worker] = (item.archid, time.time())
+        self.in_flight[worker] = (str(getattr(item, "archid", None) or getattr(item, "key", item)), time.time())
         return item
 
     async def done(self, worker: str, busy_s: float) -> None:

@@ -1,0 +1,131 @@
+"""A pool of long-lived Ray Train workers that pull work items from a queue: one ``fit()`` for many items.
+
+Ray Train worker groups take ~20 s to start here (STACK-NOTES.md), so one ``TorchTrainer.fit()`` serves
+a whole search or zoo build: each worker pulls an item from a :class:`~nasoa.dist.work_queue.WorkQueue`,
+runs ``fn(item, settings, worker)`` on its own resources (CPUs here, a GPU per worker on a cluster) and
+hands the result to a sink actor (the archive, the zoo manifest), which persists it at once. ``run``
+only queues items and waits on the sink.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import ray
+
+from nasoa.dist.work_queue import WorkQueue
+from nasoa.search.evaluator import EvaluatorStats
+
+log = logging.getLogger(__name__)
+
+
+def pool_worker_loop(config: dict) -> None:
+    """Ray Train's per-worker function: warm up, then pull, run, hand over, until the queue closes."""
+    import torch
+
+    from nasoa.train import set_threads
+
+    ctx = ray.train.get_context()
+    worker = f"{os.uname().nodename}/rank{ctx.get_world_rank()}"
+    settings = config["settings"]
+    if config.get("use_gpu") and torch.cuda.is_available():
+        torch.cuda.set_device(ctx.get_local_rank())
+        settings = dataclasses.replace(settings, device=f"cuda:{ctx.get_local_rank()}")
+    set_threads(config.get("threads", 1))
+    queue, sink, fn = config["queue"], config["sink"], config["fn"]
+    if config.get("warm_up") is not None:
+        config["warm_up"](settings)  # a fresh process's first step costs 1-7 s: never inside a timed item
+    while True:
+        item = ray.get(queue.get.remote(worker))
+        if item is None:
+            break
+        t0 = time.perf_counter()
+        result = fn(item, settings, worker)
+        busy = time.perf_counter() - t0
+        ray.get(sink.add.remote(result))
+        ray.get(queue.done.remote(worker, busy))
+
+
+class TrainPool:
+    """Runs items through ``fn`` on ``num_workers`` Ray Train workers; results go through ``sink``."""
+
+    def __init__(
+        self,
+        fn: Callable[[Any, Any, str], Any],
+        settings: Any,
+        sink: ray.actor.ActorHandle,
+        num_workers: int = 2,
+        use_gpu: bool = False,
+        resources_per_worker: dict | None = None,
+        threads: int = 1,
+        storage_path: str | None = None,
+        name: str = "nasoa-pool",
+        warm_up: Callable[[Any], None] | None = None,
+        result_timeout_s: float = 3600.0,
+    ) -> None:
+        from ray.train import RunConfig, ScalingConfig
+        from ray.train.torch import TorchTrainer
+
+        self.sink = sink
+        self.num_workers = num_workers
+        self.result_timeout_s = result_timeout_s
+        self.queue = WorkQueue.remote()
+        self.started = time.time()
+        self.closed_at: float | None = None
+        config = {"fn": fn, "settings": settings, "sink": sink, "queue": self.queue, "threads": threads}
+        config |= {"use_gpu": use_gpu, "warm_up": warm_up}
+        scaling = ScalingConfig(
+            num_workers=num_workers, use_gpu=use_gpu, resources_per_worker=resources_per_worker or {"CPU": 1}
+        )
+        self.trainer = TorchTrainer(
+            pool_worker_loop,
+            train_loop_config=config,
+            scaling_config=scaling,
+            run_config=RunConfig(name=name, storage_path=storage_path),
+        )
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._fit, name=f"{name}-fit", daemon=True)
+        self.thread.start()
+
+    def _fit(self) -> None:
+        try:
+            self.trainer.fit()
+        except BaseException as err:  # noqa: BLE001 - surfaced to the caller by run()
+            self.error = err
+
+    def run(self, items: Sequence[Any], keys: Sequence[str]) -> dict[str, Any]:
+        """Queue ``items`` (in this order) and wait until the sink holds a result for every key."""
+        ray.get(self.queue.put.remote(list(items)))
+        deadline = time.time() + self.result_timeout_s
+        got: dict[str, Any] = {}
+        while len(got) < len(keys):
+            if self.error is not None or not self.thread.is_alive():
+                raise RuntimeError(f"the Ray Train run stopped: {self.error!r}") from self.error
+            if time.time() > deadline:
+                raise TimeoutError(f"{len(keys) - len(got)} items not done in {self.result_timeout_s}s")
+            got = ray.get(self.sink.wait_for.remote(list(keys), 5.0))
+        return got
+
+    def stats(self) -> EvaluatorStats:
+        """Worker time accounting, from the pool's start to its close."""
+        s = ray.get(self.queue.stats.remote())
+        wall = (self.closed_at or time.time()) - self.started
+        busy = tuple(s["busy"].values())
+        startup = min(s["ready"].values()) - self.started if s["ready"] else wall
+        return EvaluatorStats(self.num_workers, wall, sum(busy), s["evaluated"], startup, busy)
+
+    def close(self) -> None:
+        """Close the queue and wait for the fit to end."""
+        if self.closed_at is not None:
+            return
+        ray.get(self.queue.close.remote())
+        self.closed_at = time.time()
+        self.thread.join(timeout=120)
+        if self.thread.is_alive():
+            log.warning("the Ray Train run did not stop within 120 s")
