@@ -8,11 +8,12 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # 2 busy cores: spinning OpenMP threads waste them
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # 2 threads on 2 busy cores (Ray workers beside) thrash
 
 
 @pytest.fixture(scope="session")

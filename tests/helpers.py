@@ -35,3 +35,15 @@ def compose_config(name: str, overrides: list[str] | None = None) -> dict:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name=name, overrides=overrides or [])
     return OmegaConf.to_container(cfg, resolve=False)
+
+
+#: Overrides that make the default zoo build quick (same entries, tiny pretraining and profiles).
+TINY_ZOO = [
+    "pretrain.source='digits:num_train=200'",
+    "pretrain.epochs=1",
+    "pretrain.batch_size=32",
+    "pretrain.recalibrate_bn_batches=2",
+    "pretrain.profile_batch_sizes=[8,16]",
+    "pretrain.profile_warmup=1",
+    "pretrain.profile_steps=1",
+]

@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -38,6 +39,8 @@ def plot_search(records: Sequence[Record], path: str | os.PathLike, title: str =
         ax.scatter([r.train_step_ms for r in front], [r.accuracy for r in front], facecolors="none", edgecolors="k")
     failed = sum(not r.ok for r in records)
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("training step time (ms, median, log scale)")
     ax.set_ylabel("proxy top-1 accuracy")
     ax.set_title(f"{title}: {len(records)} candidates, {failed} failed")

@@ -79,7 +79,9 @@ def test_malformed_encodings_name_the_problem(text, pos, words):
 def test_unbuildable_groups_are_rejected():
     with pytest.raises(ValueError, match="multiple of 32"):
         parse("005-_32_1-1")  # layer 2 gets C/4 = 8 channels, too few for 32 channels per group
-    with pytest.raises(ValueError, match=r"'400-_32_1-1': stage 1 block 1 layer 1 \(op digit at position 0\).*depthwise"):
+    with pytest.raises(
+        ValueError, match=r"'400-_32_1-1': stage 1 block 1 layer 1 \(op digit at position 0\).*depthwise"
+    ):
         parse("400-_32_1-1")  # depthwise 3x3 from C to C/4: output must be a multiple of the input
 
 

@@ -1,0 +1,175 @@
+"""The zoo build: pick the entries, pretrain and profile them on Ray Train workers, write the zoo.
+
+``launch/build_zoo.py`` composes the Hydra config and calls :func:`run_zoo_job`. Each finished entry is
+written to ``manifest.parquet`` at once by a sink actor, so a crash loses only the entries in flight,
+and entries already in the manifest (same key, weights verified) are not trained again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from nasoa.zoo.manifest import MANIFEST_FILE, ZooEntry, read_manifest, write_manifest
+from nasoa.zoo.pretrain import PretrainSettings, ZooItem, item_key, pretrain_entry, resolve_item, spread
+
+log = logging.getLogger("nasoa.zoo")
+
+
+@ray.remote(num_cpus=0)
+class ZooSink:
+    """Collects finished entries and rewrites the manifest after each one (atomically)."""
+
+    def __init__(self, root: str, entries: Sequence[ZooEntry]) -> None:
+        self.root = root
+        self.entries = {e.key: e for e in entries}
+        self.changed = asyncio.Condition()
+
+    async def add(self, entry: ZooEntry | Exception) -> bool:
+        if isinstance(entry, ZooEntry):
+            self.entries[entry.key] = entry
+            write_manifest(list(self.entries.values()), self.root)
+        async with self.changed:
+            self.changed.notify_all()
+        return True
+
+    async def wait_for(self, keys: Sequence[str], timeout_s: float) -> dict[str, ZooEntry]:
+        async with self.changed:
+            try:
+                await asyncio.wait_for(self.changed.wait_for(lambda: all(k in self.entries for k in keys)), timeout_s)
+            except asyncio.TimeoutError:
+                pass
+        return {k: self.entries[k] for k in keys if k in self.entries}
+
+
+def pick_items(cfg: Mapping[str, Any]) -> list[ZooItem]:
+    """The ET-NAS entries (a spread of a search front, and named models) and the reference entries."""
+    from nasoa.search.archive import ParetoArchive
+
+    items: list[ZooItem] = []
+    search_dir = cfg.get("search_dir")
+    if search_dir:
+        archive = ParetoArchive.load(search_dir)
+        if not len(archive):
+            raise FileNotFoundError(f"zoo.search_dir={search_dir}: no archive.parquet with results there")
+        for i, r in enumerate(spread(archive.records, int(cfg.get("front_members", 5)))):
+            items.append(ZooItem(name=f"front-{i}", kind="etnas", arch=r.encoding))
+    items += [resolve_item(n) for n in cfg.get("etnas", [])]
+    items += [resolve_item(n) for n in cfg.get("references", [])]
+    unique: dict[str, ZooItem] = {}
+    for it in items:
+        unique.setdefault(it.arch, it)
+    return list(unique.values())
+
+
+def _already_built(root: Path, keys: Sequence[str]) -> list[ZooEntry]:
+    """Manifest entries whose weights are intact: kept, not retrained."""
+    from nasoa.zoo.store import Zoo, ZooError
+
+    if not (root / MANIFEST_FILE).exists():
+        return []
+    zoo = Zoo(root)
+    kept = []
+    for key in keys:
+        if key in zoo:
+            try:
+                zoo.verify(key)
+                kept.append(zoo.get(key))
+            except ZooError as err:
+                log.warning("retraining %s: %s", key, err)
+    return kept
+
+
+def _pretrain_or_error(item: ZooItem, settings: PretrainSettings, worker: str) -> ZooEntry | Exception:
+    try:
+        return pretrain_entry(item, settings, worker)
+    except Exception as err:  # noqa: BLE001 - reported, the other entries go on
+        log.exception("pretraining %s failed", item.name)
+        return RuntimeError(f"{item.name}: {type(err).__name__}: {err}")
+
+
+def run_zoo_job(cfg: Mapping[str, Any], out_dir: str | os.PathLike) -> dict[str, Any]:
+    """Build (or complete) the zoo in ``cfg['zoo']['root']`` (default: ``out_dir/zoo``); returns the summary."""
+    from nasoa.analysis.zoo_plot import plot_zoo
+    from nasoa.dist.pool import TrainPool
+    from nasoa.dist.search_job import TrainerSettings, _typed, init_ray
+
+    zoo_cfg = cfg["zoo"]
+    root = Path(zoo_cfg.get("root") or Path(out_dir) / "zoo").resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    pre = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg["pretrain"].items()}
+    settings = _typed(PretrainSettings, {**pre, "root": str(root)}, "pretrain")
+    trainer = _typed(TrainerSettings, cfg["trainer"], "trainer")
+    items = [ZooItem(it.name, it.kind, it.arch, item_key(it, settings.tag)) for it in pick_items(zoo_cfg)]
+    kept = _already_built(root, [it.key for it in items])
+    todo = [it for it in items if it.key not in {e.key for e in kept}]
+    log.info("zoo %s: %d entries (%d to pretrain, %d kept), source %s at %dpx, %d epochs",
+             root, len(items), len(todo), len(kept), settings.source, settings.resolution, settings.epochs)
+    t0 = time.time()
+    owns_ray = not ray.is_initialized()
+    init_ray(trainer, None)
+    try:
+        existing = read_manifest(root) if (root / MANIFEST_FILE).exists() else []
+        sink = ZooSink.remote(str(root), existing)
+        if todo:
+            resources = {"CPU": trainer.cpus_per_worker} | ({"GPU": trainer.gpus_per_worker} if trainer.gpus_per_worker else {})
+            pool = TrainPool(_pretrain_or_error, settings, sink, num_workers=min(trainer.num_workers, len(todo)),
+                             use_gpu=trainer.use_gpu, resources_per_worker=resources, threads=trainer.threads,
+                             storage_path=str(root / "ray_train"), name="zoo-build")
+            try:
+                _run_with_progress(pool, sink, todo)
+            finally:
+                pool.close()
+            stats = pool.stats()
+        entries = list(ray.get(sink.wait_for.remote([it.key for it in items], 0.1)).values())
+    finally:
+        if owns_ray:
+            ray.shutdown()
+    failed = [it.name for it in items if it.key not in {e.key for e in entries}]
+    plot = plot_zoo(entries, root / "zoo.png") if entries else None
+    summary = {
+        "root": str(root),
+        "entries": [{"key": e.key, "name": e.name, "kind": e.kind, "top1": e.top1} for e in entries],
+        "failed": failed,
+        "seconds": time.time() - t0,
+        "plot": plot,
+        "settings": settings.to_dict(),
+        "worker_efficiency": stats.efficiency if todo else None,
+    }
+    (root / "build_summary.json").write_text(json.dumps(summary, indent=2))
+    for e in sorted(entries, key=lambda e: e.profile(e.devices()[0]).train_step_ms):
+        p = e.profile(e.devices()[0])
+        log.info("  %-28s %-9s top1 %.3f  step %.1f ms (batch %d)  %.2f M params", e.name, e.kind, e.top1,
+                 p.train_step_ms, p.batch_size, e.params / 1e6)
+    if failed:
+        log.error("failed entries: %s (see the log above)", ", ".join(failed))
+    log.info("zoo written: %s, plot %s", root / MANIFEST_FILE, plot)
+    return summary
+
+
+def _run_with_progress(pool, sink, todo: Sequence[ZooItem]) -> None:  # noqa: ANN001
+    """Queue every item and log each one as it lands."""
+    keys = [it.key for it in todo]
+    ray.get(pool.queue.put.remote(list(todo)))
+    done: set[str] = set()
+    while True:
+        got = ray.get(sink.wait_for.remote(keys, 5.0))
+        for key in got.keys() - done:
+            log.info("  pretrained %s (%d/%d)", got[key].name, len(done) + 1, len(keys))
+            done.add(key)
+        stats = ray.get(pool.queue.stats.remote())
+        if len(done) == len(keys) or (stats["evaluated"] >= len(keys) and not stats["in_flight"]):
+            return
+        if pool.error is not None or not pool.thread.is_alive():
+            raise RuntimeError(f"the Ray Train run stopped: {pool.error!r}") from pool.error
+
+
+__all__ = ["ZooSink", "pick_items", "run_zoo_job"]

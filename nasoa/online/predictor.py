@@ -1,0 +1,449 @@
+"""Predictors of fine-tuning top-1 from regime features, with batch fit, online update and JSON state.
+
+The interface follows archai's ``discrete_search/api/predictor.py`` (``fit(X, y)``, ``predict(X) -> MeanVar``) and
+adds ``update`` for one or a few new samples and ``to_state``/``from_state`` as plain JSON-able data (no pickle).
+``BayesianLinearPredictor`` is conjugate Bayesian linear regression over standardized features plus random
+Fourier features with a fixed seed (Rahimi and Recht, 2007); its online update is a rank-one (Kalman /
+Sherman-Morrison) posterior update, O(p^2) per sample. No Ray, no torch.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, NamedTuple, TypeVar
+
+import numpy as np
+
+__all__ = [
+    "PREDICTORS",
+    "BayesianLinearPredictor",
+    "KNNPredictor",
+    "MeanPredictor",
+    "MeanVar",
+    "Predictor",
+    "create_predictor",
+    "predictor_from_state",
+    "register_predictor",
+]
+
+STATE_VERSION = 1
+
+
+class MeanVar(NamedTuple):
+    """Predictive mean and variance, one value per row of the input."""
+
+    mean: np.ndarray
+    var: np.ndarray
+
+
+def _check_xy(X: Any, y: Any | None = None, dim: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim == 1:
+        X = X[None, :]
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-D array (samples x features), got shape {X.shape}")
+    if dim is not None and X.shape[1] != dim:
+        raise ValueError(f"X has {X.shape[1]} features, the predictor was fitted on {dim}")
+    if not np.isfinite(X).all():
+        raise ValueError("X has non-finite values")
+    if y is None:
+        return X, None
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]} values")
+    if not np.isfinite(y).all():
+        raise ValueError("y has non-finite values")
+    return X, y
+
+
+def _check_state(cls: type[Predictor], state: Mapping[str, Any]) -> None:
+    if not isinstance(state, Mapping) or state.get("name") != cls.name:
+        got = state.get("name") if isinstance(state, Mapping) else type(state).__name__
+        raise ValueError(f"not a {cls.name!r} predictor state (name {got!r})")
+    if state.get("version") != STATE_VERSION:
+        raise ValueError(f"{cls.name} state version {state.get('version')!r} is not supported ({STATE_VERSION})")
+
+
+class Predictor(ABC):
+    """Predicts a score (fine-tuning top-1) with uncertainty from feature rows.
+
+    Before any data a predictor answers its prior (the same mean for every row).
+    """
+
+    name: ClassVar[str] = ""
+
+    @abstractmethod
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Predictor:
+        """Fits from scratch on ``X`` (n x d) and ``y`` (n); returns self."""
+
+    @abstractmethod
+    def update(self, X: np.ndarray, y: np.ndarray) -> None:
+        """Adds one or a few samples to what the predictor knows, without refitting from scratch."""
+
+    @abstractmethod
+    def predict(self, X: np.ndarray) -> MeanVar:
+        """Predictive mean and variance for each row of ``X``."""
+
+    @property
+    @abstractmethod
+    def num_samples(self) -> int:
+        """Samples seen by fit and update."""
+
+    @abstractmethod
+    def to_state(self) -> dict[str, Any]:
+        """Everything needed to rebuild the predictor, as JSON-able data (with ``name`` and ``version``)."""
+
+    @classmethod
+    @abstractmethod
+    def from_state(cls, state: Mapping[str, Any]) -> Predictor:
+        """Rebuilds a predictor from :meth:`to_state` output."""
+
+
+P = TypeVar("P", bound=type[Predictor])
+
+#: Name -> predictor class.
+PREDICTORS: dict[str, type[Predictor]] = {}
+
+
+def register_predictor(name: str) -> Callable[[P], P]:
+    """Class decorator adding a predictor to :data:`PREDICTORS` under ``name``."""
+
+    def decorate(cls: P) -> P:
+        if name in PREDICTORS:
+            first = PREDICTORS[name]
+            raise ValueError(f"predictor {name!r} is already registered by {first.__module__}.{first.__qualname__}")
+        cls.name = name
+        PREDICTORS[name] = cls
+        return cls
+
+    return decorate
+
+
+def create_predictor(name: str, **kwargs: Any) -> Predictor:
+    """A new predictor of the registered kind ``name``, built with ``kwargs``."""
+    if name not in PREDICTORS:
+        raise ValueError(f"unknown predictor {name!r}; known: {', '.join(sorted(PREDICTORS))}")
+    return PREDICTORS[name](**kwargs)
+
+
+def predictor_from_state(state: Mapping[str, Any]) -> Predictor:
+    """Rebuilds any registered predictor from its :meth:`Predictor.to_state` output."""
+    name = state.get("name") if isinstance(state, Mapping) else None
+    if name not in PREDICTORS:
+        raise ValueError(f"unknown predictor {name!r} in state; known: {', '.join(sorted(PREDICTORS))}")
+    return PREDICTORS[name].from_state(state)
+
+
+def _clip(mean: np.ndarray, bounds: tuple[float, float] | None) -> np.ndarray:
+    return mean if bounds is None else np.clip(mean, bounds[0], bounds[1])
+
+
+@register_predictor("bayes_linear")
+class BayesianLinearPredictor(Predictor):
+    """Bayesian linear regression on [1, standardized features, random Fourier features], known noise.
+
+    The weights have a Gaussian prior (mean ``prior_mean`` on the intercept, 0 elsewhere); the posterior is Gaussian
+    and kept as its mean and covariance. The feature scaling and the Fourier basis are fixed by the first ``fit``
+    (or the first ``update`` when there was no fit); a later ``fit`` rebuilds them from its data.
+
+    Args:
+        noise_std: Standard deviation of the observation noise (one run's top-1 varies by about 0.03-0.05).
+        intercept_std: Prior standard deviation of the intercept.
+        weight_std: Prior standard deviation of each linear weight (per standardized feature).
+        rff_amplitude: Prior standard deviation of the nonlinear part (the RBF kernel's amplitude).
+        num_rff: Random Fourier features (0 gives a purely linear model).
+        lengthscale: RBF lengthscale in standardized units; defaults to sqrt(number of features).
+        prior_mean: Prior mean of the intercept, i.e. the prediction before any data.
+        bounds: Interval the predicted mean is clipped to; None disables clipping.
+        clip_z: Standardized features are clipped to [-clip_z, clip_z].
+        seed: Seed of the Fourier basis.
+    """
+
+    def __init__(
+        self,
+        noise_std: float = 0.05,
+        intercept_std: float = 1.0,
+        weight_std: float = 0.2,
+        rff_amplitude: float = 0.1,
+        num_rff: int = 64,
+        lengthscale: float | None = None,
+        prior_mean: float = 0.5,
+        bounds: tuple[float, float] | None = (0.0, 1.0),
+        clip_z: float = 5.0,
+        seed: int = 0,
+    ) -> None:
+        for name, value in (
+            ("noise_std", noise_std),
+            ("intercept_std", intercept_std),
+            ("weight_std", weight_std),
+            ("rff_amplitude", rff_amplitude),
+            ("clip_z", clip_z),
+        ):
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be finite and positive, got {value!r}")
+        if int(num_rff) != num_rff or num_rff < 0:
+            raise ValueError(f"num_rff must be a non-negative integer, got {num_rff!r}")
+        if lengthscale is not None and (not math.isfinite(lengthscale) or lengthscale <= 0):
+            raise ValueError(f"lengthscale must be finite and positive, got {lengthscale!r}")
+        if bounds is not None and not bounds[0] < bounds[1]:
+            raise ValueError(f"bounds must be (low, high) with low < high, got {bounds!r}")
+        self.params: dict[str, Any] = {
+            "noise_std": float(noise_std),
+            "intercept_std": float(intercept_std),
+            "weight_std": float(weight_std),
+            "rff_amplitude": float(rff_amplitude),
+            "num_rff": int(num_rff),
+            "lengthscale": None if lengthscale is None else float(lengthscale),
+            "prior_mean": float(prior_mean),
+            "bounds": None if bounds is None else [float(bounds[0]), float(bounds[1])],
+            "clip_z": float(clip_z),
+            "seed": int(seed),
+        }
+        self._n = 0
+        self._center: np.ndarray | None = None
+        self._scale = np.empty(0)
+        self._rff_w = np.empty((0, 0))
+        self._rff_b = np.empty(0)
+        self._mean = np.empty(0)
+        self._cov = np.empty((0, 0))
+
+    @property
+    def num_samples(self) -> int:
+        return self._n
+
+    @property
+    def dim(self) -> int | None:
+        """Number of input features, once known."""
+        return None if self._center is None else len(self._center)
+
+    @property
+    def _bounds(self) -> tuple[float, float] | None:
+        b = self.params["bounds"]
+        return None if b is None else (b[0], b[1])
+
+    def _init_basis(self, X: np.ndarray) -> None:
+        """Fixes the scaling (from ``X``) and the Fourier basis, and resets the posterior to the prior."""
+        p = self.params
+        d = X.shape[1]
+        self._center = X.mean(axis=0)
+        scale = X.std(axis=0)
+        self._scale = np.where(scale > 1e-12, scale, 1.0)
+        rng = np.random.default_rng(p["seed"])
+        lengthscale = p["lengthscale"] or math.sqrt(max(d, 1))
+        self._rff_w = rng.normal(0.0, 1.0 / lengthscale, size=(p["num_rff"], d))
+        self._rff_b = rng.uniform(0.0, 2.0 * math.pi, size=p["num_rff"])
+        prior_std = np.concatenate(
+            [[p["intercept_std"]], np.full(d, p["weight_std"]), np.full(p["num_rff"], p["rff_amplitude"])]
+        )
+        self._mean = np.zeros(len(prior_std))
+        self._mean[0] = p["prior_mean"]
+        self._cov = np.diag(prior_std**2)
+
+    def _basis(self, X: np.ndarray) -> np.ndarray:
+        z = np.clip((X - self._center) / self._scale, -self.params["clip_z"], self.params["clip_z"])
+        parts = [np.ones((len(X), 1)), z]
+        if len(self._rff_b):
+            parts.append(math.sqrt(2.0 / len(self._rff_b)) * np.cos(z @ self._rff_w.T + self._rff_b))
+        return np.hstack(parts)
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> BayesianLinearPredictor:
+        X, y = _check_xy(X, y)
+        if len(X) == 0:
+            raise ValueError("fit needs at least one sample")
+        self._init_basis(X)
+        noise_var = self.params["noise_std"] ** 2
+        prior_prec = 1.0 / np.diag(self._cov)
+        Phi = self._basis(X)
+        precision = np.diag(prior_prec) + Phi.T @ Phi / noise_var
+        eta = prior_prec * self._mean + Phi.T @ y / noise_var
+        self._cov = np.linalg.solve(precision, np.eye(len(precision)))
+        self._cov = 0.5 * (self._cov + self._cov.T)
+        self._mean = self._cov @ eta
+        self._n = len(X)
+        return self
+
+    def update(self, X: np.ndarray, y: np.ndarray) -> None:
+        X, y = _check_xy(X, y, self.dim)
+        if self._center is None:
+            self._init_basis(X)
+        noise_var = self.params["noise_std"] ** 2
+        for phi, target in zip(self._basis(X), y):
+            s_phi = self._cov @ phi
+            gain = s_phi / (noise_var + phi @ s_phi)
+            self._mean = self._mean + gain * (target - phi @ self._mean)
+            self._cov = self._cov - np.outer(gain, s_phi)
+        self._cov = 0.5 * (self._cov + self._cov.T)
+        self._n += len(X)
+
+    def predict(self, X: np.ndarray) -> MeanVar:
+        X, _ = _check_xy(X, None, self.dim)
+        noise_var = self.params["noise_std"] ** 2
+        if self._center is None:
+            prior = np.full(len(X), self.params["prior_mean"])
+            return MeanVar(_clip(prior, self._bounds), np.full(len(X), self.params["intercept_std"] ** 2 + noise_var))
+        Phi = self._basis(X)
+        var = ((Phi @ self._cov) * Phi).sum(axis=1)
+        return MeanVar(_clip(Phi @ self._mean, self._bounds), np.maximum(var, 0.0) + noise_var)
+
+    def to_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"name": self.name, "version": STATE_VERSION, "params": dict(self.params)}
+        state["num_samples"] = self._n
+        if self._center is not None:
+            state.update(
+                center=self._center.tolist(),
+                scale=self._scale.tolist(),
+                rff_w=self._rff_w.tolist(),
+                rff_b=self._rff_b.tolist(),
+                mean=self._mean.tolist(),
+                cov=self._cov.tolist(),
+            )
+        return state
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> BayesianLinearPredictor:
+        _check_state(cls, state)
+        params = dict(state["params"])
+        if params.get("bounds") is not None:
+            params["bounds"] = tuple(params["bounds"])
+        self = cls(**params)
+        self._n = int(state.get("num_samples", 0))
+        if "center" in state:
+            self._center = np.asarray(state["center"], dtype=np.float64)
+            self._scale = np.asarray(state["scale"], dtype=np.float64)
+            self._rff_w = np.asarray(state["rff_w"], dtype=np.float64).reshape(self.params["num_rff"], -1)
+            self._rff_b = np.asarray(state["rff_b"], dtype=np.float64)
+            self._mean = np.asarray(state["mean"], dtype=np.float64)
+            self._cov = np.asarray(state["cov"], dtype=np.float64)
+            d, p = len(self._center), 1 + len(self._center) + self.params["num_rff"]
+            shapes_ok = (
+                self._scale.shape == (d,)
+                and self._rff_w.shape[1:] in ((d,), (0,))
+                and self._rff_b.shape == (self.params["num_rff"],)
+                and self._mean.shape == (p,)
+                and self._cov.shape == (p, p)
+            )
+            if not shapes_ok:
+                raise ValueError("bayes_linear state has inconsistent array shapes")
+        return self
+
+
+@register_predictor("mean")
+class MeanPredictor(Predictor):
+    """Baseline: the mean and variance of every target seen, whatever the features.
+
+    Args:
+        prior_mean: Prediction before any data.
+        prior_var: Variance before two samples were seen.
+    """
+
+    def __init__(self, prior_mean: float = 0.5, prior_var: float = 0.0625) -> None:
+        self.params = {"prior_mean": float(prior_mean), "prior_var": float(prior_var)}
+        self._n, self._mean, self._m2 = 0, 0.0, 0.0
+
+    @property
+    def num_samples(self) -> int:
+        return self._n
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> MeanPredictor:
+        _check_xy(X, y)
+        self._n, self._mean, self._m2 = 0, 0.0, 0.0
+        self.update(X, y)
+        return self
+
+    def update(self, X: np.ndarray, y: np.ndarray) -> None:
+        _, y = _check_xy(X, y)
+        for target in y:  # Welford's running mean and sum of squared deviations
+            self._n += 1
+            delta = float(target) - self._mean
+            self._mean += delta / self._n
+            self._m2 += delta * (float(target) - self._mean)
+
+    def predict(self, X: np.ndarray) -> MeanVar:
+        X, _ = _check_xy(X)
+        mean = self._mean if self._n else self.params["prior_mean"]
+        var = self._m2 / (self._n - 1) if self._n > 1 else self.params["prior_var"]
+        return MeanVar(np.full(len(X), mean), np.full(len(X), var))
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": STATE_VERSION,
+            "params": dict(self.params),
+            "num_samples": self._n,
+            "mean": self._mean,
+            "m2": self._m2,
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> MeanPredictor:
+        _check_state(cls, state)
+        self = cls(**state["params"])
+        self._n, self._mean, self._m2 = int(state["num_samples"]), float(state["mean"]), float(state["m2"])
+        return self
+
+
+@register_predictor("knn")
+class KNNPredictor(Predictor):
+    """Baseline: the mean of the ``k`` nearest samples in standardized feature space.
+
+    Args:
+        k: Neighbours.
+        prior_mean: Prediction before any data.
+        prior_var: Variance before any data.
+        noise_var: Added to the neighbours' variance.
+    """
+
+    def __init__(self, k: int = 5, prior_mean: float = 0.5, prior_var: float = 0.0625, noise_var: float = 0.0025):
+        if int(k) != k or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        self.params = {"k": int(k), "prior_mean": float(prior_mean), "prior_var": float(prior_var)}
+        self.params["noise_var"] = float(noise_var)
+        self._X = np.empty((0, 0))
+        self._y = np.empty(0)
+
+    @property
+    def num_samples(self) -> int:
+        return len(self._y)
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> KNNPredictor:
+        self._X, self._y = _check_xy(X, y)
+        return self
+
+    def update(self, X: np.ndarray, y: np.ndarray) -> None:
+        X, y = _check_xy(X, y, self._X.shape[1] if len(self._y) else None)
+        self._X = X if not len(self._y) else np.vstack([self._X, X])
+        self._y = np.concatenate([self._y, y])
+
+    def predict(self, X: np.ndarray) -> MeanVar:
+        X, _ = _check_xy(X, None, self._X.shape[1] if len(self._y) else None)
+        if not len(self._y):
+            return MeanVar(np.full(len(X), self.params["prior_mean"]), np.full(len(X), self.params["prior_var"]))
+        center, scale = self._X.mean(axis=0), self._X.std(axis=0)
+        scale = np.where(scale > 1e-12, scale, 1.0)
+        A, B = (self._X - center) / scale, (X - center) / scale
+        dist = (B**2).sum(1)[:, None] - 2.0 * B @ A.T + (A**2).sum(1)[None, :]
+        k = min(self.params["k"], len(self._y))
+        nearest = np.argsort(dist, axis=1, kind="stable")[:, :k]
+        neighbours = self._y[nearest]
+        return MeanVar(neighbours.mean(axis=1), neighbours.var(axis=1) + self.params["noise_var"])
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": STATE_VERSION,
+            "params": dict(self.params),
+            "X": self._X.tolist(),
+            "y": self._y.tolist(),
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> KNNPredictor:
+        _check_state(cls, state)
+        self = cls(**state["params"])
+        self._y = np.asarray(state["y"], dtype=np.float64)
+        self._X = (
+            np.asarray(state["X"], dtype=np.float64).reshape(len(self._y), -1) if len(self._y) else np.empty((0, 0))
+        )
+        return self

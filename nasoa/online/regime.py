@@ -1,0 +1,298 @@
+"""Fine-tuning regimes, the discrete regime space, and the cost model that predicts a regime's time and footprint.
+
+A regime is a zoo model plus learning rate, frozen stages, batch size, epochs and schedule (DESIGN.md,
+"Fine-tuning regime"). Its time is predicted from the model's profiled step time (which shrinks as stages are
+frozen) times the steps it runs, plus evaluation and a fixed overhead (model load and BatchNorm re-estimation,
+STACK-NOTES.md). No Ray, no torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import numbers
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nasoa.data.meta import TaskMeta
+    from nasoa.zoo.manifest import ZooEntry
+
+SCHEDULES = ("cosine", "step", "constant")
+
+__all__ = [
+    "SCHEDULES",
+    "CostModel",
+    "DeviceCost",
+    "Footprint",
+    "Regime",
+    "RegimeSpace",
+    "num_steps",
+    "predict_time_s",
+]
+
+
+def _int(owner: str, name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value).is_integer():
+        raise ValueError(f"{owner}.{name} must be an integer, got {value!r}")
+    if int(value) < minimum:
+        raise ValueError(f"{owner}.{name} must be at least {minimum}, got {int(value)}")
+    return int(value)
+
+
+def _positive_float(owner: str, name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{owner}.{name} must be a number, got {value!r}")
+    if not math.isfinite(float(value)) or float(value) <= 0:
+        raise ValueError(f"{owner}.{name} must be finite and positive, got {value!r}")
+    return float(value)
+
+
+def _from_mapping(cls: type, data: Mapping[str, Any], required: tuple[str, ...]) -> dict[str, Any]:
+    """The keyword arguments for ``cls`` from ``data``; unknown or missing keys raise ``ValueError``."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{cls.__name__} needs a mapping, got {type(data).__name__}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} key(s) {unknown}; expected {sorted(known)}")
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise ValueError(f"missing {cls.__name__} key(s) {missing}")
+    return dict(data)
+
+
+def num_steps(num_train: int, batch_size: int, epochs: int) -> int:
+    """Optimizer steps of ``epochs`` passes over ``num_train`` images (the last batch of an epoch may be short)."""
+    return epochs * math.ceil(num_train / batch_size)
+
+
+@dataclass(frozen=True)
+class Regime:
+    """A fine-tuning regime: which zoo model, and how to fine-tune it.
+
+    Attributes:
+        model: Zoo key of the model (``<arch>.<tag>``).
+        lr: Peak learning rate of SGD.
+        frozen_stages: Stem and first ``k`` stages frozen (0 = none).
+        batch_size: Training batch size.
+        epochs: Passes over the training images.
+        schedule: Learning-rate schedule: ``"cosine"``, ``"step"`` or ``"constant"``.
+    """
+
+    model: str
+    lr: float
+    frozen_stages: int
+    batch_size: int
+    epochs: int
+    schedule: str = "cosine"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model:
+            raise ValueError(f"Regime.model must be a non-empty zoo key, got {self.model!r}")
+        object.__setattr__(self, "lr", _positive_float("Regime", "lr", self.lr))
+        object.__setattr__(self, "frozen_stages", _int("Regime", "frozen_stages", self.frozen_stages, 0))
+        object.__setattr__(self, "batch_size", _int("Regime", "batch_size", self.batch_size, 1))
+        object.__setattr__(self, "epochs", _int("Regime", "epochs", self.epochs, 1))
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"Regime.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+
+    @property
+    def regime_id(self) -> str:
+        """Stable 12-hex-digit hash of the canonical dict (sorted keys, plain JSON)."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+    def steps(self, num_train: int) -> int:
+        """Optimizer steps this regime runs on ``num_train`` training images."""
+        return num_steps(num_train, self.batch_size, self.epochs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The regime as a plain JSON-friendly dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Regime:
+        """Builds a regime from a mapping such as the output of :meth:`to_dict`.
+
+        Raises:
+            ValueError: If keys are missing or unknown, or a value is invalid.
+        """
+        return cls(**_from_mapping(cls, data, ("model", "lr", "frozen_stages", "batch_size", "epochs")))
+
+
+@dataclass(frozen=True)
+class RegimeSpace:
+    """The discrete grid of regimes the generator chooses from.
+
+    Attributes:
+        lrs: Learning rates.
+        batch_sizes: Batch sizes.
+        epochs: Epoch counts.
+        max_frozen_fraction: Largest fraction of a model's stages that may be frozen (1.0 allows training only
+            the head).
+        schedule: Schedule of every regime.
+    """
+
+    lrs: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1)
+    batch_sizes: tuple[int, ...] = (16, 32, 64)
+    epochs: tuple[int, ...] = (1, 2, 3, 5, 8, 12)
+    max_frozen_fraction: float = 1.0
+    schedule: str = "cosine"
+
+    def __post_init__(self) -> None:
+        for name, convert in (("lrs", None), ("batch_sizes", 1), ("epochs", 1)):
+            values = getattr(self, name)
+            if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+                raise ValueError(f"RegimeSpace.{name} must be a sequence, got {values!r}")
+            values = tuple(
+                _positive_float("RegimeSpace", name, v) if convert is None else _int("RegimeSpace", name, v, convert)
+                for v in values
+            )
+            if not values:
+                raise ValueError(f"RegimeSpace.{name} must not be empty")
+            if len(set(values)) != len(values):
+                raise ValueError(f"RegimeSpace.{name} has duplicates: {values}")
+            object.__setattr__(self, name, values)
+        fraction = self.max_frozen_fraction
+        if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"RegimeSpace.max_frozen_fraction must be in [0, 1], got {fraction!r}")
+        object.__setattr__(self, "max_frozen_fraction", float(fraction))
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"RegimeSpace.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+
+    def frozen_options(self, entry: ZooEntry, device: str | None = None) -> list[int]:
+        """Frozen-stage counts allowed for ``entry``; with ``device``, only those profiled on it."""
+        top = math.floor(self.max_frozen_fraction * entry.num_stages + 1e-9)
+        options = list(range(0, top + 1))
+        if device is not None:
+            profiled = {p.frozen_stages for p in entry.profiles if p.device == device}
+            options = [k for k in options if k in profiled]
+        return options
+
+    def enumerate(self, entry: ZooEntry, device: str | None = None) -> Iterator[Regime]:
+        """All regimes of ``entry``, in the order frozen stages, batch size, epochs, learning rate."""
+        for frozen in self.frozen_options(entry, device):
+            for batch in self.batch_sizes:
+                for epochs in self.epochs:
+                    for lr in self.lrs:
+                        yield Regime(entry.key, lr, frozen, batch, epochs, self.schedule)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The space as a plain JSON-friendly dict (tuples as lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RegimeSpace:
+        """Builds a space from a mapping (e.g. a Hydra config); missing keys take the defaults."""
+        return cls(**_from_mapping(cls, data, ()))
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Constants of the time model beyond the profiled step times.
+
+    Attributes:
+        val_fraction: Validation images, as a fraction of the training images.
+        overhead_s: Fixed seconds per run: model load and BatchNorm re-estimation.
+    """
+
+    val_fraction: float = 0.2
+    overhead_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("val_fraction", "overhead_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"CostModel.{name} must be finite and non-negative, got {value!r}")
+            object.__setattr__(self, name, float(value))
+
+    def num_val(self, num_train: int) -> int:
+        """Estimated validation images of a task with ``num_train`` training images."""
+        return math.ceil(self.val_fraction * num_train)
+
+    def time_s(self, entry: ZooEntry, regime: Regime, task: TaskMeta, device: str) -> float:
+        """See :func:`predict_time_s`."""
+        if regime.model != entry.key:
+            raise ValueError(f"regime is for {regime.model!r}, not for {entry.key!r}")
+        step_ms = entry.step_ms(device, regime.batch_size, regime.frozen_stages, resolution=task.resolution)
+        inf_ms = entry.inference_ms(device, regime.batch_size, resolution=task.resolution)
+        train_s = regime.steps(task.num_train) * step_ms / 1000.0
+        eval_s = math.ceil(self.num_val(task.num_train) / regime.batch_size) * inf_ms / 1000.0
+        return train_s + eval_s + self.overhead_s
+
+
+def predict_time_s(
+    entry: ZooEntry, regime: Regime, task: TaskMeta, device: str, cost: CostModel | None = None
+) -> float:
+    """Predicted wall time of fine-tuning ``entry`` with ``regime`` on ``task``.
+
+    ``epochs x ceil(num_train / batch_size)`` steps at the profiled step time (scaled to the task's resolution),
+    plus evaluating the estimated validation images in batches, plus the fixed overhead.
+
+    Args:
+        entry: The zoo model, with profiles on ``device``.
+        regime: A regime of that model.
+        task: The task's meta-features.
+        device: Profile device name.
+        cost: Time-model constants; defaults to ``CostModel()``.
+
+    Returns:
+        Seconds.
+
+    Raises:
+        KeyError: If the entry has no profile on ``device`` for the regime's frozen stages.
+    """
+    return (cost or CostModel()).time_s(entry, regime, task, device)
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """Resources one run uses.
+
+    Attributes:
+        device_seconds: Seconds the device is held.
+        energy_kwh: Energy drawn.
+        cost_usd: Price of the device time.
+        co2e_kg: Emissions of the energy, in kg CO2-equivalent.
+    """
+
+    device_seconds: float
+    energy_kwh: float
+    cost_usd: float
+    co2e_kg: float
+
+    def to_dict(self) -> dict[str, float]:
+        """The footprint as a plain dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DeviceCost:
+    """What a second of the device costs. The defaults are nominal placeholders: configure them per machine.
+
+    Attributes:
+        watts: Average power draw while fine-tuning.
+        usd_per_hour: Price of an hour of the device.
+        kg_co2e_per_kwh: Carbon intensity of the electricity.
+    """
+
+    watts: float = 65.0
+    usd_per_hour: float = 0.05
+    kg_co2e_per_kwh: float = 0.4
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"DeviceCost.{f.name} must be finite and non-negative, got {value!r}")
+            object.__setattr__(self, f.name, float(value))
+
+    def footprint(self, seconds: float) -> Footprint:
+        """The footprint of holding the device for ``seconds``."""
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"seconds must be finite and non-negative, got {seconds!r}")
+        energy = self.watts * seconds / 3.6e6
+        return Footprint(float(seconds), energy, self.usd_per_hour * seconds / 3600.0, energy * self.kg_co2e_per_kwh)
