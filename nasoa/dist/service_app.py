@@ -1,0 +1,204 @@
+"""The regime service over HTTP: a FastAPI ingress on Ray Serve in front of the adaptation actor.
+
+``POST /v1/regime``, ``POST /v1/feedback``, ``GET /v1/health``, ``GET /v1/zoo``; OpenAPI at ``/docs`` and
+``/openapi.json``. One :class:`~nasoa.online.service.AdaptationService` runs as a named Ray actor (the single
+writer of the experience store); Serve replicas call it. Bad input gets a 4xx with a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from typing import Any
+
+import ray
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from ray import serve
+
+from nasoa.online.service import AdaptationService, ServiceSettings
+
+log = logging.getLogger("nasoa.service")
+ACTOR_NAME = "nasoa-adaptation"
+#: Per replica process: the adaptation actor's handle, set by the deployment's constructor.
+_REPLICA: dict[str, Any] = {}
+
+
+def _set_service(handle: ray.actor.ActorHandle) -> None:
+    # Module-level (pickled by reference): the handlers, cloudpickled by value with the app, share this dict.
+    _REPLICA["service"] = handle
+
+
+def _service() -> ray.actor.ActorHandle:
+    return _REPLICA["service"]
+APP_NAME = "nasoa"
+
+
+class TaskIn(BaseModel):
+    """Task meta-features."""
+
+    model_config = ConfigDict(extra="forbid")
+    num_classes: int = Field(gt=0, le=100_000, description="number of classes")
+    num_train: int = Field(gt=0, le=100_000_000, description="number of training images")
+    resolution: int = Field(gt=0, le=4096, description="image side in pixels")
+    channels: int = Field(gt=0, le=16, description="image channels")
+    name: str = Field("", max_length=200)
+
+
+class RegimeQuery(BaseModel):
+    """A task and its time budget."""
+
+    model_config = ConfigDict(extra="forbid")
+    task: TaskIn
+    budget_s: float = Field(gt=0, le=1e7, allow_inf_nan=False, description="wall-clock budget in seconds")
+    top_k: int = Field(3, ge=0, le=20, description="how many alternatives to return")
+
+
+class RegimeIn(BaseModel):
+    """The regime that ran (extra fields of a /v1/regime answer are ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+    model: str = Field(min_length=1, max_length=200, description="zoo key")
+    lr: float = Field(gt=0, le=10, allow_inf_nan=False)
+    frozen_stages: int = Field(ge=0, le=64)
+    batch_size: int = Field(gt=0, le=65536)
+    epochs: int = Field(gt=0, le=100_000)
+    schedule: str = Field("cosine", max_length=32)
+
+
+class ResultIn(BaseModel):
+    """What the run achieved."""
+
+    model_config = ConfigDict(extra="forbid")
+    accuracy: float = Field(ge=0, le=1, allow_inf_nan=False)
+    time_s: float = Field(ge=0, le=1e8, allow_inf_nan=False)
+    finished: bool = True
+    stopped_by: str = Field("done", max_length=32)
+
+
+class Feedback(BaseModel):
+    """A finished fine-tuning run to learn from."""
+
+    model_config = ConfigDict(extra="forbid")
+    task: TaskIn
+    regime: RegimeIn
+    result: ResultIn
+    budget_s: float | None = Field(None, gt=0, allow_inf_nan=False)
+    feedback_id: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")
+
+
+def create_api(settings: ServiceSettings) -> FastAPI:
+    """The FastAPI app; handlers reach the adaptation actor set up by the replica (:data:`_REPLICA`)."""
+    api = FastAPI(title="nasoa regime service", version="1", description=__doc__)
+
+    @api.middleware("http")
+    async def limit_body(request: Request, call_next):  # noqa: ANN001, ANN202
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
+            return JSONResponse({"detail": f"request body over {settings.max_body_bytes} bytes"}, status_code=413)
+        return await call_next(request)
+
+    @api.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
+        ]
+        message = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in errors)
+        return JSONResponse({"detail": message or "invalid request", "errors": errors}, status_code=422)
+
+    def authorized(request: Request) -> bool:
+        return settings.auth_token is None or request.headers.get("authorization") == f"Bearer {settings.auth_token}"
+
+    async def call(request: Request, method: str, *args: Any) -> Any:
+        return await getattr(_service(), method).remote(*args)
+
+    def answer(out: Any) -> Any:
+        if isinstance(out, dict) and "error" in out:
+            body = {k: v for k, v in out.items() if k != "error"}
+            return JSONResponse(_finite(body), status_code=int(out["error"]))
+        return _finite(out)
+
+    @api.post("/v1/regime", summary="The zoo model and fine-tuning regime predicted best within the budget")
+    async def regime(query: RegimeQuery, request: Request) -> Any:
+        return answer(await call(request, "propose", query.task.model_dump(), query.budget_s, query.top_k))
+
+    @api.post("/v1/feedback", summary="Report a finished fine-tuning run; it is stored and learned from")
+    async def feedback(body: Feedback, request: Request) -> Any:
+        if not authorized(request):
+            return JSONResponse({"detail": "missing or wrong bearer token"}, status_code=401)
+        args = (body.task.model_dump(), body.regime.model_dump(), body.result.model_dump(), body.budget_s)
+        return answer(await call(request, "feedback", *args, body.feedback_id))
+
+    @api.get("/v1/health", summary="Liveness and sizes")
+    async def health(request: Request) -> Any:
+        return answer(await call(request, "health"))
+
+    @api.get("/v1/zoo", summary="The zoo models the service chooses from")
+    async def zoo(request: Request) -> Any:
+        return answer(await call(request, "zoo"))
+
+    return api
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN: replace non-finite floats with None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def service_actor(settings: ServiceSettings) -> ray.actor.ActorHandle:
+    """The named adaptation actor (created if absent); restarted by Ray if its process dies."""
+    actor_cls = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=3)(AdaptationService)
+    return actor_cls.options(name=ACTOR_NAME, get_if_exists=True, max_concurrency=1).remote(settings)
+
+
+def build_app(settings: ServiceSettings) -> serve.Application:
+    """The Serve application: ``serve.run(build_app(settings))``."""
+    api = create_api(settings)
+
+    @serve.deployment(num_replicas=settings.replicas, ray_actor_options={"num_cpus": 0}, max_ongoing_requests=256)
+    @serve.ingress(api)
+    class RegimeAPI:
+        def __init__(self) -> None:
+            _set_service(service_actor(settings))
+            ray.get(_service().health.remote(), timeout=300)
+
+    return RegimeAPI.bind()
+
+
+def start_service(settings: ServiceSettings, blocking: bool = False) -> str:
+    """Start Serve on ``settings.host:port`` and deploy the app; returns the base URL."""
+    serve.start(http_options={"host": settings.host, "port": settings.port})
+    serve.run(build_app(settings), name=APP_NAME, route_prefix="/", blocking=False)
+    url = f"http://{settings.host}:{settings.port}"
+    log.info("regime service at %s (OpenAPI: %s/docs)", url, url)
+    if blocking:
+        try:
+            asyncio.run(_forever())
+        except KeyboardInterrupt:
+            pass
+    return url
+
+
+async def _forever() -> None:
+    while True:
+        await asyncio.sleep(3600)
+
+
+def stop_service() -> None:
+    """Shut Serve down and end the adaptation actor (its state is on disk)."""
+    try:
+        serve.shutdown()
+    finally:
+        try:
+            ray.kill(ray.get_actor(ACTOR_NAME))
+        except ValueError:
+            pass

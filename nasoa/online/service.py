@@ -1,0 +1,162 @@
+"""The online-adaptation service: owns the experience store, the predictor and the regime generator.
+
+A plain class (no Ray, no HTTP): :mod:`nasoa.dist.service_app` runs one as a Ray actor behind Ray Serve.
+Errors are returned as ``{"error": status, "detail": message}`` rather than raised, so that they cross
+the actor boundary as data and the HTTP layer answers 4xx with the message.
+On start the predictor is fitted on every stored row; each acknowledged feedback is on disk (journal
+fsync) before the answer, so nothing acknowledged is lost across a restart or a crash.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nasoa.online.experience import ExperienceStore, experience_row
+from nasoa.online.generator import NoFeasibleRegime, RegimeGenerator, as_task_meta
+from nasoa.online.predictor import create_predictor
+from nasoa.online.regime import CostModel, DeviceCost, Regime, RegimeSpace
+from nasoa.zoo.manifest import read_manifest
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Where the zoo and the state live, how regimes are chosen, and how the HTTP side behaves."""
+
+    zoo_root: str
+    state_dir: str
+    device: str | None = None  # profile device; default: the first device the zoo is profiled on
+    predictor: str = "bayes_linear"
+    predictor_kw: dict = field(default_factory=dict)
+    regime_space: dict = field(default_factory=dict)
+    device_cost: dict = field(default_factory=dict)
+    overhead_s: float = 1.0
+    host: str = "127.0.0.1"
+    port: int = 8000
+    auth_token: str | None = None  # when set, state-changing endpoints need "Authorization: Bearer <token>"
+    max_body_bytes: int = 65536
+    replicas: int = 1
+
+
+def _error(status: int, detail: str) -> dict[str, Any]:
+    return {"error": status, "detail": detail}
+
+
+class AdaptationService:
+    """One writer of the experience store; proposes regimes and learns from feedback."""
+
+    def __init__(self, settings: ServiceSettings | Mapping[str, Any]) -> None:
+        if not isinstance(settings, ServiceSettings):
+            settings = ServiceSettings(**settings)
+        self.settings = settings
+        self.started = time.time()
+        self.entries = {e.key: e for e in read_manifest(settings.zoo_root)}
+        devices = sorted({d for e in self.entries.values() for d in e.devices()})
+        if not devices:
+            raise ValueError(f"zoo {settings.zoo_root} has no profiled entries")
+        self.device = settings.device or devices[0]
+        Path(settings.state_dir).mkdir(parents=True, exist_ok=True)
+        self.store = ExperienceStore(Path(settings.state_dir) / "experience")
+        self.generator = RegimeGenerator(
+            list(self.entries.values()),
+            create_predictor(settings.predictor, **settings.predictor_kw),
+            space=RegimeSpace.from_dict(settings.regime_space) if settings.regime_space else None,
+            device=self.device,
+            device_cost=DeviceCost(**settings.device_cost) if settings.device_cost else None,
+            cost_model=CostModel(overhead_s=settings.overhead_s),
+        )
+        self.fitted_on = self.generator.fit(self.store.rows()) if len(self.store) else 0
+        self.feedback_count = 0
+        self.last_update_s = math.nan
+
+    def propose(self, task: Mapping[str, Any], budget_s: float, top_k: int = 3) -> dict[str, Any]:
+        """The best regime for ``task`` within ``budget_s`` (or an error dict)."""
+        try:
+            answer = self.generator.propose(as_task_meta(task), budget_s, top_k=top_k)
+        except NoFeasibleRegime as err:
+            return _error(422, str(err)) | {"cheapest_time_s": err.cheapest_time_s}
+        except ValueError as err:
+            return _error(422, str(err))
+        return answer.to_dict()
+
+    def feedback(
+        self,
+        task: Mapping[str, Any],
+        regime: Mapping[str, Any],
+        result: Mapping[str, Any],
+        budget_s: float | None = None,
+        feedback_id: str | None = None,
+        source: str = "feedback",
+    ) -> dict[str, Any]:
+        """Store a finished run (durably, once per ``feedback_id``) and update the predictor with it."""
+        try:
+            meta = as_task_meta(task)
+            reg = Regime.from_dict(regime)
+        except (ValueError, TypeError) as err:
+            return _error(422, str(err))
+        entry = self.entries.get(reg.model)
+        if entry is None:
+            return _error(404, f"unknown zoo key {reg.model!r}; GET /v1/zoo lists the models")
+        feedback_id = feedback_id or uuid.uuid4().hex
+        try:
+            row = experience_row(
+                meta,
+                reg,
+                entry,
+                accuracy=result.get("accuracy"),
+                time_s=result.get("time_s"),
+                budget_s=math.nan if budget_s is None else budget_s,
+                finished=bool(result.get("finished", True)),
+                stopped_by=str(result.get("stopped_by", "done")),
+                source=source,
+                feedback_id=feedback_id,
+                device=self.device,
+            )
+        except (ValueError, TypeError) as err:
+            return _error(422, str(err))
+        stored = self.store.append(row)
+        out: dict[str, Any] = {"stored": stored, "duplicate": not stored, "feedback_id": feedback_id}
+        if stored:
+            report = self.generator.learn(row)
+            self.feedback_count += 1
+            self.last_update_s = report.update_s
+            out |= {
+                "update_s": report.update_s,
+                "predicted_before": report.predicted_before,
+                "predicted_after": report.predicted_after,
+            }
+        return out | {"experience_size": len(self.store)}
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "pid": os.getpid(),
+            "uptime_s": time.time() - self.started,
+            "zoo_size": len(self.entries),
+            "experience_size": len(self.store),
+            "fitted_on_start": self.fitted_on,
+            "feedback_since_start": self.feedback_count,
+            "last_update_s": self.last_update_s,
+            "device": self.device,
+            "predictor": self.settings.predictor,
+        }
+
+    def has_feedback(self, feedback_id: str) -> bool:
+        return feedback_id in self.store
+
+    def zoo(self) -> list[dict[str, Any]]:
+        out = []
+        for e in self.entries.values():
+            row = {"key": e.key, "name": e.name, "kind": e.kind, "arch": e.arch, "top1": e.top1, "params": e.params}
+            row |= {"macs": e.macs, "num_stages": e.num_stages, "source": e.source, "devices": e.devices()}
+            out.append(row)
+        return out
+
+    def close(self) -> None:
+        self.store.close()

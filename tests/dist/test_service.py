@@ -1,0 +1,128 @@
+"""The regime service over real HTTP on Ray Serve: answers, feedback, bad input, restart, auth."""
+
+import json
+import socket
+
+import httpx
+import pytest
+
+from nasoa.dist.service_app import start_service, stop_service
+from nasoa.online.service import ServiceSettings
+
+from ..helpers import make_tiny_zoo
+
+pytestmark = [pytest.mark.ray]
+TASK = {"num_classes": 10, "num_train": 500, "resolution": 32, "channels": 3}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def service(ray_session, tmp_path):
+    """Start the service on a free port; yields (client, settings); always shut down."""
+    settings = ServiceSettings(zoo_root=str(make_tiny_zoo(tmp_path / "zoo")), state_dir=str(tmp_path / "state"),
+                               port=free_port())
+    started = []
+
+    def start(s=settings):
+        url = start_service(s)
+        started.append(url)
+        return httpx.Client(base_url=url, timeout=60)
+
+    try:
+        yield start, settings
+    finally:
+        if started:
+            stop_service()
+
+
+@pytest.fixture(scope="module")
+def running(ray_session, tmp_path_factory):
+    """One service for the read-mostly tests of this module."""
+    root = tmp_path_factory.mktemp("svc")
+    settings = ServiceSettings(zoo_root=str(make_tiny_zoo(root / "zoo")), state_dir=str(root / "state"),
+                               port=free_port())
+    url = start_service(settings)
+    try:
+        yield httpx.Client(base_url=url, timeout=60)
+    finally:
+        stop_service()
+
+
+def test_smallest_query_feedback_and_restart(service):
+    start, settings = service
+    client = start()
+    answer = client.post("/v1/regime", json={"task": TASK, "budget_s": 60})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    for key in ["model", "lr", "frozen_stages", "batch_size", "epochs", "predicted_accuracy", "predicted_time_s"]:
+        assert key in body
+    assert body["predicted_time_s"] <= 60
+    assert len(body["alternatives"]) == 3
+    feedback = {"task": TASK, "regime": body, "result": {"accuracy": 0.91, "time_s": 20.5}, "feedback_id": "run-1"}
+    stored = client.post("/v1/feedback", json=feedback)
+    assert stored.status_code == 200 and stored.json()["stored"] is True
+    assert stored.json()["update_s"] < 1.0
+    assert abs(stored.json()["predicted_after"] - 0.91) < abs(stored.json()["predicted_before"] - 0.91)
+    assert client.post("/v1/feedback", json=feedback).json()["duplicate"] is True
+    assert client.get("/v1/health").json()["experience_size"] == 1
+
+    stop_service()  # restart: the service comes back from what it stored
+    client = start()
+    health = client.get("/v1/health").json()
+    assert health["experience_size"] == 1 and health["fitted_on_start"] == 1
+    again = client.post("/v1/feedback", json=feedback).json()
+    assert again["duplicate"] is True
+    zoo = client.get("/v1/zoo").json()
+    assert {e["key"] for e in zoo} == {"tiny.digits-32px", "mnv3s.digits-32px"}
+    assert client.get("/openapi.json").json()["paths"].keys() >= {"/v1/regime", "/v1/feedback", "/v1/health"}
+    assert client.get("/docs").status_code == 200
+
+
+def test_feedback_can_require_a_bearer_token(service, tmp_path):
+    start, settings = service
+    from dataclasses import replace
+
+    client = start(replace(settings, auth_token="s3cret"))
+    regime = client.post("/v1/regime", json={"task": TASK, "budget_s": 60}).json()
+    feedback = {"task": TASK, "regime": regime, "result": {"accuracy": 0.5, "time_s": 3}}
+    assert client.post("/v1/feedback", json=feedback).status_code == 401
+    ok = client.post("/v1/feedback", json=feedback, headers={"authorization": "Bearer s3cret"})
+    assert ok.status_code == 200
+
+
+# The tests below share one running service (module scope): keep function-scoped services above them.
+@pytest.mark.parametrize(
+    ("payload", "status", "words"),
+    [
+        ({"task": {"num_classes": 10}, "budget_s": 60}, 422, "task.num_train: Field required"),
+        ({"task": TASK, "budget_s": -5}, 422, "budget_s"),
+        ({"task": TASK, "budget_s": 0}, 422, "greater than 0"),
+        ({"task": TASK, "budget_s": 0.001}, 422, "no regime fits a budget"),
+        ({"task": {**TASK, "num_classes": 0}, "budget_s": 60}, 422, "num_classes"),
+        ({"task": TASK, "budget_s": 60, "extra": 1}, 422, "extra"),
+        ({"task": TASK}, 422, "budget_s: Field required"),
+    ],
+)
+def test_bad_regime_queries_get_4xx_with_a_message(running, payload, status, words):
+    r = running.post("/v1/regime", json=payload)
+    assert r.status_code == status
+    assert words in r.json()["detail"]
+
+
+def test_nan_unknown_zoo_key_and_garbage_get_4xx(running):
+    client = running
+    nan = client.post("/v1/regime", content=b'{"task": %s, "budget_s": NaN}' % json.dumps(TASK).encode(),
+                      headers={"content-type": "application/json"})
+    assert nan.status_code == 422 and "finite" in nan.json()["detail"]
+    regime = {"model": "nope.x", "lr": 0.01, "frozen_stages": 0, "batch_size": 32, "epochs": 1}
+    unknown = client.post("/v1/feedback", json={"task": TASK, "regime": regime, "result": {"accuracy": 0.5, "time_s": 1}})
+    assert unknown.status_code == 404 and "unknown zoo key 'nope.x'" in unknown.json()["detail"]
+    garbage = client.post("/v1/regime", content=b"{not json", headers={"content-type": "application/json"})
+    assert 400 <= garbage.status_code < 500
+    big = client.post("/v1/regime", content=b" " * 200_000, headers={"content-type": "application/json"})
+    assert big.status_code == 413
