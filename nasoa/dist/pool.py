@@ -129,3 +129,30 @@ class TrainPool:
         self.thread.join(timeout=120)
         if self.thread.is_alive():
             log.warning("the Ray Train run did not stop within 120 s")
+
+
+@ray.remote(num_cpus=0)
+class KeyedSink:
+    """Collects results that carry a ``key`` attribute; ``wait_for`` returns those present."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.results: dict[str, Any] = {}
+        self.changed = asyncio.Condition()
+
+    async def add(self, result: Any) -> bool:
+        self.results[result.key] = result
+        async with self.changed:
+            self.changed.notify_all()
+        return True
+
+    async def wait_for(self, keys: Sequence[str], timeout_s: float) -> dict[str, Any]:
+        import asyncio
+
+        async with self.changed:
+            try:
+                await asyncio.wait_for(self.changed.wait_for(lambda: all(k in self.results for k in keys)), timeout_s)
+            except asyncio.TimeoutError:
+                pass
+        return {k: self.results[k] for k in keys if k in self.results}

@@ -202,3 +202,22 @@ def stop_service() -> None:
             ray.kill(ray.get_actor(ACTOR_NAME))
         except ValueError:
             pass
+
+
+def serve_from_config(cfg: dict, run_dir: str) -> None:
+    """``launch/serve.py``: a private local Ray, the service on ``service.host:port``, until Ctrl-C."""
+    from pathlib import Path
+
+    from nasoa.dist.search_job import TrainerSettings, init_ray
+
+    settings = ServiceSettings(
+        **cfg["service"],
+        zoo_root=str(Path(cfg["zoo_root"]).resolve()),
+        state_dir=str(Path(cfg.get("state_dir") or Path(run_dir) / "state").resolve()),
+    )
+    init_ray(TrainerSettings(**cfg.get("trainer", {})), None)
+    try:
+        start_service(settings, blocking=True)
+    finally:
+        stop_service()
+        ray.shutdown()
