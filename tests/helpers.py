@@ -90,3 +90,12 @@ def make_tiny_zoo(root, models=(("tiny", "etnas", "011-_16_1-2-2-2"), ("mnv3s", 
         )
     write_manifest(entries, root)
     return root
+
+
+#: Overrides that make the default collect tiny: 2 small tasks x 2 regimes, short epochs, a 6 s deadline.
+TINY_COLLECT = [
+    "collect.tasks=['digits:classes=0-2,num_train=60','synthetic:num_classes=3,num_train=60,num_val=30']",
+    "collect.trials_per_task=2",
+    "collect.max_trial_s=6",
+    "+collect.regime_space={epochs:[1,2],batch_sizes:[16,32],lrs:[0.01,0.05]}",
+]

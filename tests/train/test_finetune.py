@@ -1,0 +1,43 @@
+import pytest
+
+from nasoa.data import make_task
+from nasoa.online.regime import Regime
+from nasoa.train.finetune import finetune
+from nasoa.zoo import Zoo
+
+from ..helpers import make_tiny_zoo
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+    return Zoo(make_tiny_zoo(tmp_path_factory.mktemp("zoo"), models=(("tiny", "etnas", "011-_16_1-2-2-2"),)))
+
+
+@pytest.fixture(scope="module")
+def task():
+    return make_task("digits:classes=0-2,num_train=90", resolution=32)
+
+
+def test_finishes_within_a_generous_deadline(zoo, task):
+    r = finetune(zoo, Regime("tiny.digits-32px", 0.05, 1, 16, 2), task, deadline_s=120)
+    assert r.finished and r.stopped_by == "done"
+    assert r.steps == r.planned_steps == 2 * 6
+    assert 0.0 <= r.accuracy <= 1.0
+    assert r.time_s < 120
+
+
+def test_stops_cleanly_at_the_deadline(zoo, task):
+    deadline = 1.0
+    r = finetune(zoo, Regime("tiny.digits-32px", 0.05, 0, 8, 10_000), task, deadline_s=deadline)
+    assert not r.finished and r.stopped_by == "deadline"
+    assert 0 < r.steps < r.planned_steps
+    step_s = r.train_s / r.steps
+    # never more than one step plus evaluation over the deadline (with slack for loading and timer noise)
+    assert r.time_s <= deadline + 2 * step_s + r.eval_s + 0.25
+    assert 0.0 <= r.accuracy <= 1.0
+
+
+def test_rejects_bad_deadlines(zoo, task):
+    for bad in (0, -1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="deadline_s"):
+            finetune(zoo, Regime("tiny.digits-32px", 0.05, 0, 8, 1), task, deadline_s=bad)
