@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from nasoa.config import typed_settings
 from nasoa.search.archive import ARCHIVE_FILE, FRONT_FILE, ParetoArchive
 from nasoa.search.loop import LevelSettings, SearchResult, run_search
 from nasoa.search.proxy import ProxySettings
@@ -48,20 +49,13 @@ class ClusterSettings:
     name: str = "aws"
 
 
-def _typed(cls: type, values: Mapping[str, Any], where: str) -> Any:
-    """Build a settings dataclass; unknown keys or wrong types fail with the key named."""
-    fields = cls.__dataclass_fields__
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; known: {sorted(fields)}")
-    return cls(**values)
+_typed = typed_settings  # the name the job modules use
 
 
 def settings_from_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Turn the composed Hydra config (a plain dict) into typed settings."""
     space, search, proxy, trainer, obj = cfg["space"], cfg["search"], cfg["proxy"], cfg["trainer"], cfg["objectives"]
-    limit_values = {k: tuple(v) if isinstance(v, list) else v for k, v in space["limits"].items()}
-    limits = _typed(SpaceLimits, limit_values, "space.limits")
+    limits = _typed(SpaceLimits, space["limits"], "space.limits")
     proxy_settings = _typed(ProxySettings, {**proxy, **obj.get("profile", {})}, "proxy/objectives.profile")
     common = dict(
         limits=limits,
