@@ -1,0 +1,61 @@
+"""Profile an existing zoo on this machine's device and add the profiles to its manifest (per device).
+
+``python -m nasoa.zoo.reprofile ZOO_DIR [--device cuda] [--batch-sizes 16 32 64] [--resolution 32]``: run it on a
+GPU node to give the same zoo GPU step times beside its CPU ones; the regime service then costs regimes with the
+profiles of the device it is told to use (``service.device``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+
+from nasoa.zoo.pretrain import PretrainSettings, profile_model
+from nasoa.zoo.store import Zoo
+
+log = logging.getLogger("nasoa.zoo")
+
+
+def reprofile(zoo: Zoo, settings: PretrainSettings, keys: list[str] | None = None) -> list[str]:
+    """Profile the chosen entries (all by default) with ``settings`` and rewrite the manifest; returns the keys."""
+    done = []
+    for key in keys or zoo.keys():
+        entry = zoo.get(key)
+        model = zoo.load(key, device="cpu")
+        profiles = profile_model(
+            model, dataclasses.replace(settings, resolution=settings.resolution or entry.resolution), entry.num_stages
+        )
+        zoo.update([entry.with_profiles(profiles)])
+        log.info("%s: %d profiles on %s", key, len(profiles), profiles[0].device if profiles else "-")
+        done.append(key)
+    return done
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("zoo_dir")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 32, 64])
+    parser.add_argument("--resolution", type=int, default=0, help="0: each entry's pretraining resolution")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--no-frozen", action="store_true", help="profile only with nothing frozen")
+    parser.add_argument("--keys", nargs="*", default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    settings = PretrainSettings(
+        resolution=args.resolution,
+        profile_batch_sizes=tuple(args.batch_sizes),
+        profile_warmup=args.warmup,
+        profile_steps=args.steps,
+        profile_frozen=not args.no_frozen,
+        device=args.device,
+    )
+    reprofile(Zoo(args.zoo_dir), settings, args.keys)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
