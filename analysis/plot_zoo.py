@@ -1,4 +1,4 @@
-"""Draw a zoo against its reference models from its manifest alone: ``python analysis/plot_zoo.py ZOO_DIR [--device D]``.
+"""Draw a zoo against its reference models from its manifest alone: ``python analysis/plot_zoo.py ZOO_DIR``.
 
 Writes ``zoo.png`` (top-1 on the source task against training step time, the front marked) next to the manifest,
 or to ``--out``.

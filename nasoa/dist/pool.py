@@ -131,9 +131,8 @@ class TrainPool:
             log.warning("the Ray Train run did not stop within 120 s")
 
 
-@ray.remote(num_cpus=0)
-class KeyedSink:
-    """Collects results that carry a ``key`` attribute; ``wait_for`` returns those present."""
+class ResultSink:
+    """Collects results by key (``key_of``); ``wait_for`` returns those present once all are in or time is up."""
 
     def __init__(self) -> None:
         import asyncio
@@ -141,8 +140,15 @@ class KeyedSink:
         self.results: dict[str, Any] = {}
         self.changed = asyncio.Condition()
 
+    def key_of(self, result: Any) -> str:
+        return result.key
+
+    def store(self, result: Any) -> None:
+        """Keep a result; subclasses persist it here."""
+        self.results[self.key_of(result)] = result
+
     async def add(self, result: Any) -> bool:
-        self.results[result.key] = result
+        self.store(result)
         async with self.changed:
             self.changed.notify_all()
         return True
@@ -156,3 +162,6 @@ class KeyedSink:
             except asyncio.TimeoutError:
                 pass
         return {k: self.results[k] for k in keys if k in self.results}
+
+
+KeyedSink = ray.remote(num_cpus=0)(ResultSink)

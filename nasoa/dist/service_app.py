@@ -3,6 +3,12 @@
 ``POST /v1/regime``, ``POST /v1/feedback``, ``GET /v1/health``, ``GET /v1/zoo``; OpenAPI at ``/docs`` and
 ``/openapi.json``. One :class:`~nasoa.online.service.AdaptationService` runs as a named Ray actor (the single
 writer of the experience store); Serve replicas call it. Bad input gets a 4xx with a message.
+
+``/v1/regime`` is answered inside the replica, without a call to the actor: each replica keeps a read-only copy of
+the actor's generator and refreshes its predictor from the actor when that changed (checked at most every
+:data:`REFRESH_S` seconds, and on the next query after feedback through the same replica), so answers match the
+actor's (``AdaptationService.propose``) except for at most :data:`REFRESH_S` seconds after feedback that reached
+the actor another way.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from typing import Any
 
 import ray
@@ -19,11 +26,16 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 
-from nasoa.online.service import AdaptationService, ServiceSettings
+from nasoa.online.generator import RegimeGenerator
+from nasoa.online.predictor import predictor_from_state
+from nasoa.online.service import AdaptationService, ServiceSettings, make_generator, propose_answer
 
 log = logging.getLogger("nasoa.service")
 ACTOR_NAME = "nasoa-adaptation"
-#: Per replica process: the adaptation actor's handle, set by the deployment's constructor.
+#: Seconds a replica's copy of the predictor may go unchecked against the actor's.
+REFRESH_S = 0.5
+#: Per replica process: the adaptation actor's handle and the read-only generator copy, set by the deployment's
+#: constructor.
 _REPLICA: dict[str, Any] = {}
 
 
@@ -34,6 +46,37 @@ def _set_service(handle: ray.actor.ActorHandle) -> None:
 
 def _service() -> ray.actor.ActorHandle:
     return _REPLICA["service"]
+
+
+def _set_local(spec: dict[str, Any], snapshot: dict[str, Any]) -> None:
+    """Build this replica's read-only generator from the actor's ``replica_spec()`` and ``snapshot()``."""
+    predictor = predictor_from_state(snapshot["predictor"])
+    _REPLICA["generator"] = make_generator(spec["settings"], spec["entries"], spec["device"], predictor, quiet=True)
+    _REPLICA["version"] = snapshot["version"]
+    _REPLICA["checked"] = time.monotonic()
+
+
+def _invalidate_local() -> None:
+    """The actor's predictor may have changed: check before the next answer."""
+    _REPLICA["invalidated"] = _REPLICA.get("invalidated", 0) + 1
+    _REPLICA["checked"] = -math.inf
+
+
+async def _local_generator() -> RegimeGenerator:
+    """This replica's generator, its predictor refreshed from the actor's if unchecked for REFRESH_S seconds."""
+    if time.monotonic() - _REPLICA["checked"] >= REFRESH_S:
+        async with _REPLICA.setdefault("lock", asyncio.Lock()):
+            if time.monotonic() - _REPLICA["checked"] >= REFRESH_S:  # else refreshed while this one waited
+                invalidated, checked = _REPLICA.get("invalidated", 0), time.monotonic()
+                snapshot = await _service().snapshot.remote(_REPLICA["version"])
+                if snapshot is not None:
+                    _REPLICA["generator"].predictor = predictor_from_state(snapshot["predictor"])
+                    _REPLICA["version"] = snapshot["version"]
+                if _REPLICA.get("invalidated", 0) == invalidated:  # no feedback since the snapshot was asked for
+                    _REPLICA["checked"] = checked
+    return _REPLICA["generator"]
+
+
 APP_NAME = "nasoa"
 
 
@@ -123,14 +166,20 @@ def create_api(settings: ServiceSettings) -> FastAPI:
 
     @api.post("/v1/regime", summary="The zoo model and fine-tuning regime predicted best within the budget")
     async def regime(query: RegimeQuery, request: Request) -> Any:
-        return answer(await call(request, "propose", query.task.model_dump(), query.budget_s, query.top_k))
+        generator = await _local_generator()  # the actor's answer (propose), without a call to it
+        out = propose_answer(generator, query.task.model_dump(), query.budget_s, query.top_k)
+        # Plain JSON types already: the same bytes as FastAPI's default, without its jsonable_encoder pass.
+        return answer(out) if "error" in out else JSONResponse(_finite(out))
 
     @api.post("/v1/feedback", summary="Report a finished fine-tuning run; it is stored and learned from")
     async def feedback(body: Feedback, request: Request) -> Any:
         if not authorized(request):
             return JSONResponse({"detail": "missing or wrong bearer token"}, status_code=401)
         args = (body.task.model_dump(), body.regime.model_dump(), body.result.model_dump(), body.budget_s)
-        return answer(await call(request, "feedback", *args, body.feedback_id))
+        try:
+            return answer(await call(request, "feedback", *args, body.feedback_id))
+        finally:
+            _invalidate_local()
 
     @api.get("/v1/health", summary="Liveness and sizes")
     async def health(request: Request) -> Any:
@@ -170,6 +219,8 @@ def build_app(settings: ServiceSettings) -> serve.Application:
         def __init__(self) -> None:
             _set_service(service_actor(settings))
             ray.get(_service().health.remote(), timeout=300)
+            spec, snapshot = ray.get([_service().replica_spec.remote(), _service().snapshot.remote()], timeout=300)
+            _set_local(spec, snapshot)
 
     return RegimeAPI.bind()
 

@@ -7,7 +7,6 @@ and entries already in the manifest (same key, weights verified) are not trained
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -18,6 +17,7 @@ from typing import Any
 
 import ray
 
+from nasoa.dist.pool import ResultSink
 from nasoa.zoo.manifest import MANIFEST_FILE, ZooEntry, read_manifest, write_manifest
 from nasoa.zoo.pretrain import PretrainSettings, ZooItem, item_key, pretrain_entry, resolve_item, spread
 
@@ -25,29 +25,18 @@ log = logging.getLogger("nasoa.zoo")
 
 
 @ray.remote(num_cpus=0)
-class ZooSink:
-    """Collects finished entries and rewrites the manifest after each one (atomically)."""
+class ZooSink(ResultSink):
+    """Collects finished entries and rewrites the manifest after each one (atomically); errors are not kept."""
 
     def __init__(self, root: str, entries: Sequence[ZooEntry]) -> None:
+        super().__init__()
         self.root = root
-        self.entries = {e.key: e for e in entries}
-        self.changed = asyncio.Condition()
+        self.results = {e.key: e for e in entries}
 
-    async def add(self, entry: ZooEntry | Exception) -> bool:
-        if isinstance(entry, ZooEntry):
-            self.entries[entry.key] = entry
-            write_manifest(list(self.entries.values()), self.root)
-        async with self.changed:
-            self.changed.notify_all()
-        return True
-
-    async def wait_for(self, keys: Sequence[str], timeout_s: float) -> dict[str, ZooEntry]:
-        async with self.changed:
-            try:
-                await asyncio.wait_for(self.changed.wait_for(lambda: all(k in self.entries for k in keys)), timeout_s)
-            except asyncio.TimeoutError:
-                pass
-        return {k: self.entries[k] for k in keys if k in self.entries}
+    def store(self, result: ZooEntry | Exception) -> None:
+        if isinstance(result, ZooEntry):
+            super().store(result)
+            write_manifest(list(self.results.values()), self.root)
 
 
 def pick_items(cfg: Mapping[str, Any]) -> list[ZooItem]:

@@ -95,6 +95,36 @@ def test_feedback_can_require_a_bearer_token(service, tmp_path):
     assert ok.status_code == 200
 
 
+def test_replica_answers_equal_the_actors_and_follow_its_learning(service):
+    """/v1/regime is answered from the replica's copy of the generator: the same as the actor's, kept in step."""
+    import time
+
+    import ray
+
+    from nasoa.dist.service_app import ACTOR_NAME, REFRESH_S
+
+    start, _ = service
+    client = start()
+    actor = ray.get_actor(ACTOR_NAME)
+
+    def both(task=TASK, budget=60, top_k=3):
+        http = client.post("/v1/regime", json={"task": task, "budget_s": budget, "top_k": top_k}).json()
+        return http, json.loads(json.dumps(ray.get(actor.propose.remote(task, budget, top_k))))
+
+    first, same = both()
+    assert first == same
+    fb = {"task": TASK, "regime": first, "result": {"accuracy": 0.97, "time_s": 10.0}}
+    assert client.post("/v1/feedback", json=fb).status_code == 200
+    second, same = both()  # feedback through this replica: seen by the very next query
+    assert second == same and second["predicted_accuracy"] != first["predicted_accuracy"]
+    other = {**TASK, "num_classes": 3, "num_train": 900}
+    ray.get(actor.feedback.remote(other, second, {"accuracy": 0.2, "time_s": 5.0}))  # past the replica
+    time.sleep(REFRESH_S + 0.2)
+    for budget in (20, 60, 600):
+        http, same = both(other, budget, 5)
+        assert http == same
+
+
 # The tests below share one running service (module scope): keep function-scoped services above them.
 @pytest.mark.parametrize(
     ("payload", "status", "words"),
