@@ -21,6 +21,7 @@ import ray
 from nasoa.dist.finetune_job import FinetuneJob, FinetuneSettings, finetune_pool
 
 log = logging.getLogger("nasoa.online")
+logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request drowns the per-task lines
 REGIME_FIELDS = ("model", "lr", "frozen_stages", "batch_size", "epochs", "schedule")
 
 
