@@ -55,8 +55,11 @@ def typed_settings(cls: type[T], values: Mapping[str, Any], where: str) -> T:
         if isinstance(value, list) and typing.get_origin(hint) is tuple:
             value = tuple(value)
         coerced[name] = value
-    missing = [n for n, f in fields.items() if n not in coerced and f.default is dataclasses.MISSING
-               and f.default_factory is dataclasses.MISSING]
+    missing = [
+        n
+        for n, f in fields.items()
+        if n not in coerced and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
     if missing:
         raise ValueError(f"{where}: missing key(s) {missing}")
     return cls(**coerced)

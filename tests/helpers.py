@@ -51,45 +51,17 @@ TINY_ZOO = [
 
 def fake_profiles(device="cpu:test", stages=4, base=40.0):
     """Profiles of a model whose step time grows with the batch and shrinks as stages are frozen."""
-    from nasoa.zoo import Profile
+    from nasoa.bench.tiny_zoo import fake_profiles as bench_profiles
 
-    return tuple(
-        Profile(device, b, 32, k, base * b / 32 * (1 - 0.15 * k), base / 3 * b / 32, 100.0 + b)
-        for k in range(stages + 1)
-        for b in (16, 32, 64)
-    )
+    return bench_profiles(stages, device, base)
 
 
-def make_tiny_zoo(root, models=(("tiny", "etnas", "011-_16_1-2-2-2"), ("mnv3s", "reference", "mobilenet_v3_small"))):
-    """A zoo on disk with random weights and fake profiles (no training)."""
-    from nasoa.models import create_model
-    from nasoa.zoo import ZooEntry, save_weights, write_manifest
+def make_tiny_zoo(root, models=None):
+    """A zoo on disk with random weights and fake profiles on ``cpu:test`` (no training)."""
+    from nasoa.bench.tiny_zoo import TINY_MODELS
+    from nasoa.bench.tiny_zoo import make_tiny_zoo as bench_zoo
 
-    entries = []
-    for i, (name, kind, arch) in enumerate(models):
-        model = create_model(arch, 10)
-        key = f"{name}.digits-32px"
-        weights, digest = save_weights(model, root, key)
-        entries.append(
-            ZooEntry(
-                key,
-                name,
-                kind,
-                arch,
-                "digits",
-                10,
-                0.5 + 0.1 * i,
-                1000 * (i + 1),
-                2000 * (i + 1),
-                model.num_stages,
-                32,
-                weights,
-                digest,
-                profiles=fake_profiles(stages=model.num_stages, base=20.0 * (i + 1)),
-            )
-        )
-    write_manifest(entries, root)
-    return root
+    return bench_zoo(root, models or TINY_MODELS, device="cpu:test")
 
 
 #: Overrides that make the default collect tiny: 2 small tasks x 2 regimes, short epochs, a 6 s deadline.

@@ -21,8 +21,14 @@ def test_valid_values_and_list_to_tuple():
 
 @pytest.mark.parametrize(
     ("values", "words"),
-    [({"n": "3"}, "s.n: expected int"), ({"n": True}, "s.n: expected int"), ({"n": 1, "x": "a"}, "s.x"),
-     ({"n": 1, "sizes": [1, "a"]}, "s.sizes"), ({"n": 1, "nme": "a"}, "unknown key"), ({}, "missing key")],
+    [
+        ({"n": "3"}, "s.n: expected int"),
+        ({"n": True}, "s.n: expected int"),
+        ({"n": 1, "x": "a"}, "s.x"),
+        ({"n": 1, "sizes": [1, "a"]}, "s.sizes"),
+        ({"n": 1, "nme": "a"}, "unknown key"),
+        ({}, "missing key"),
+    ],
 )
 def test_bad_values_name_the_key(values, words):
     with pytest.raises(ValueError, match=words):

@@ -211,6 +211,10 @@ class RegimeGenerator:
         self.cache_size = int(cache_size)
         self.all_entries = {e.key: e for e in zoo_entries}
         self._cache: OrderedDict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        # Per cached task: the predictor's scores and the full ranking of the candidates, valid while the
+        # predictor's cache_token and the exploration weight are unchanged (see _ranked).
+        self._ranks: dict[tuple[int, int, int, int], tuple[Any, ...]] = {}
+        self._steps: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # per resolution, see _step_times
         self._build_grid(list(zoo_entries))
 
     def _build_grid(self, entries: list[ZooEntry]) -> None:
@@ -259,17 +263,11 @@ class RegimeGenerator:
 
     def candidates(self, task: TaskMeta) -> tuple[np.ndarray, np.ndarray]:
         """Predicted times (seconds) and feature rows of every candidate regime on ``task`` (cached)."""
-        key = (task.num_classes, task.num_train, task.resolution, task.channels)
+        key = self._task_key(task)
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        step_ms = np.empty(len(self._combos))
-        inf_ms = np.empty(len(self._combos))
-        for j, (e, frozen, batch) in enumerate(self._combos):
-            entry = self.entries[e]
-            step_ms[j] = entry.step_ms(self.device, batch, frozen, resolution=task.resolution)
-            inf_ms[j] = entry.inference_ms(self.device, batch, resolution=task.resolution)
-        step, inf = step_ms[self._combo_of], inf_ms[self._combo_of]
+        step, inf = self._step_times(task.resolution)
         batch = self._batch.astype(np.float64)
         # Same operations, in the same order, as CostModel.time_s: the two agree to the last bit.
         steps = self._epochs * np.ceil(task.num_train / batch)
@@ -278,8 +276,54 @@ class RegimeGenerator:
         features = feature_matrix(task, self._models[self._entry_of], self._lr, self._frozen, batch, self._epochs, step)
         self._cache[key] = (times, features)
         while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+            self._ranks.pop(self._cache.popitem(last=False)[0], None)
         return times, features
+
+    def _step_times(self, resolution: int) -> tuple[np.ndarray, np.ndarray]:
+        """Profiled training step and inference times (ms) of every candidate at ``resolution`` (cached)."""
+        if resolution in self._steps:
+            return self._steps[resolution]
+        step_ms = np.empty(len(self._combos))
+        inf_ms = np.empty(len(self._combos))
+        for j, (e, frozen, batch) in enumerate(self._combos):
+            entry = self.entries[e]
+            step_ms[j] = entry.step_ms(self.device, batch, frozen, resolution=resolution)
+            inf_ms[j] = entry.inference_ms(self.device, batch, resolution=resolution)
+        if len(self._steps) >= max(self.cache_size, 1):
+            self._steps.pop(next(iter(self._steps)))
+        self._steps[resolution] = (step_ms[self._combo_of], inf_ms[self._combo_of])
+        return self._steps[resolution]
+
+    @staticmethod
+    def _task_key(task: TaskMeta) -> tuple[int, int, int, int]:
+        return (task.num_classes, task.num_train, task.resolution, task.channels)
+
+    def _ranked(
+        self, task: TaskMeta, times: np.ndarray, features: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Predicted mean, std and score of every candidate, and all candidates in preference order (cached per task).
+
+        The order is that of ``propose``: best score, then better zoo model, then longer predicted run, then grid
+        order. Restricting it to the feasible candidates gives their order, so one ranking serves every budget.
+        Cached while the predictor's :attr:`~nasoa.online.predictor.Predictor.cache_token` is unchanged (never
+        when it is None).
+        """
+        key = self._task_key(task)
+        token = self.predictor.cache_token
+        stamp = (token, self.exploration)
+        hit = self._ranks.get(key) if token is not None else None
+        if hit is not None and hit[0] == stamp:
+            return hit[1:]
+        # Predict on every candidate (not only the feasible ones), so a candidate's score does not depend on the
+        # budget: a tighter budget then never picks a costlier regime.
+        pred = self.predictor.predict(features)
+        std = np.sqrt(np.maximum(pred.var, 0.0))
+        score = pred.mean + self.exploration * std if self.exploration else pred.mean
+        order = np.lexsort((np.arange(len(times)), -times, -self._top1, -score))
+        out = (pred.mean, std, score, order)
+        if token is not None and key in self._cache:
+            self._ranks[key] = (stamp, *out)
+        return out
 
     def _option(self, i: int, times: np.ndarray, mean: np.ndarray, std: np.ndarray) -> RegimeOption:
         t = float(times[i])
@@ -311,15 +355,9 @@ class RegimeGenerator:
         if not feasible.any():
             cheapest = int(np.argmin(times))
             raise NoFeasibleRegime(budget, float(times[cheapest]), self.regime_at(cheapest))
-        # Predict on every candidate (not only the feasible ones), so a candidate's score does not depend on the
-        # budget: a tighter budget then never picks a costlier regime.
-        pred = self.predictor.predict(features)
-        std = np.sqrt(np.maximum(pred.var, 0.0))
-        score = pred.mean + self.exploration * std if self.exploration else pred.mean
-        index = np.flatnonzero(feasible)
-        order = np.lexsort((index, -times[index], -self._top1[index], -score[index]))
-        chosen = index[order[: 1 + int(top_k)]]
-        options = [self._option(int(i), times, pred.mean, std) for i in chosen]
+        mean, std, _, order = self._ranked(task, times, features)
+        chosen = order[feasible[order]][: 1 + int(top_k)]
+        options = [self._option(int(i), times, mean, std) for i in chosen]
         return RegimeAnswer(options[0], tuple(options[1:]), budget, self.num_candidates, int(feasible.sum()))
 
     def score(self, task: TaskMeta | Mapping[str, Any], regime: Regime) -> RegimeOption:

@@ -9,6 +9,7 @@ Sherman-Morrison) posterior update, O(p^2) per sample. No Ray, no torch.
 
 from __future__ import annotations
 
+import itertools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -29,6 +30,14 @@ __all__ = [
 ]
 
 STATE_VERSION = 1
+
+#: Process-wide source of :attr:`Predictor.cache_token` values (never reused, so a token names one state of one
+#: predictor object).
+_TOKENS = itertools.count(1)
+
+
+def _new_token() -> int:
+    return next(_TOKENS)
 
 
 class MeanVar(NamedTuple):
@@ -90,6 +99,15 @@ class Predictor(ABC):
     @abstractmethod
     def num_samples(self) -> int:
         """Samples seen by fit and update."""
+
+    @property
+    def cache_token(self) -> int | None:
+        """A value that changes whenever the predictions may change (``fit``, ``update``, ``from_state``).
+
+        Callers may cache ``predict`` output under it (the regime generator does, per task). None (the default of
+        a predictor that does not track its changes) means: do not cache.
+        """
+        return getattr(self, "_token", None)
 
     @abstractmethod
     def to_state(self) -> dict[str, Any]:
@@ -208,6 +226,7 @@ class BayesianLinearPredictor(Predictor):
         self._rff_b = np.empty(0)
         self._mean = np.empty(0)
         self._cov = np.empty((0, 0))
+        self._token = _new_token()
 
     @property
     def num_samples(self) -> int:
@@ -262,6 +281,7 @@ class BayesianLinearPredictor(Predictor):
         self._cov = 0.5 * (self._cov + self._cov.T)
         self._mean = self._cov @ eta
         self._n = len(X)
+        self._token = _new_token()
         return self
 
     def update(self, X: np.ndarray, y: np.ndarray) -> None:
@@ -276,6 +296,7 @@ class BayesianLinearPredictor(Predictor):
             self._cov = self._cov - np.outer(gain, s_phi)
         self._cov = 0.5 * (self._cov + self._cov.T)
         self._n += len(X)
+        self._token = _new_token()
 
     def predict(self, X: np.ndarray) -> MeanVar:
         X, _ = _check_xy(X, None, self.dim)
@@ -326,6 +347,7 @@ class BayesianLinearPredictor(Predictor):
             )
             if not shapes_ok:
                 raise ValueError("bayes_linear state has inconsistent array shapes")
+        self._token = _new_token()
         return self
 
 
@@ -341,6 +363,7 @@ class MeanPredictor(Predictor):
     def __init__(self, prior_mean: float = 0.5, prior_var: float = 0.0625) -> None:
         self.params = {"prior_mean": float(prior_mean), "prior_var": float(prior_var)}
         self._n, self._mean, self._m2 = 0, 0.0, 0.0
+        self._token = _new_token()
 
     @property
     def num_samples(self) -> int:
@@ -359,6 +382,7 @@ class MeanPredictor(Predictor):
             delta = float(target) - self._mean
             self._mean += delta / self._n
             self._m2 += delta * (float(target) - self._mean)
+        self._token = _new_token()
 
     def predict(self, X: np.ndarray) -> MeanVar:
         X, _ = _check_xy(X)
@@ -381,6 +405,7 @@ class MeanPredictor(Predictor):
         _check_state(cls, state)
         self = cls(**state["params"])
         self._n, self._mean, self._m2 = int(state["num_samples"]), float(state["mean"]), float(state["m2"])
+        self._token = _new_token()
         return self
 
 
@@ -402,6 +427,7 @@ class KNNPredictor(Predictor):
         self.params["noise_var"] = float(noise_var)
         self._X = np.empty((0, 0))
         self._y = np.empty(0)
+        self._token = _new_token()
 
     @property
     def num_samples(self) -> int:
@@ -409,12 +435,14 @@ class KNNPredictor(Predictor):
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> KNNPredictor:
         self._X, self._y = _check_xy(X, y)
+        self._token = _new_token()
         return self
 
     def update(self, X: np.ndarray, y: np.ndarray) -> None:
         X, y = _check_xy(X, y, self._X.shape[1] if len(self._y) else None)
         self._X = X if not len(self._y) else np.vstack([self._X, X])
         self._y = np.concatenate([self._y, y])
+        self._token = _new_token()
 
     def predict(self, X: np.ndarray) -> MeanVar:
         X, _ = _check_xy(X, None, self._X.shape[1] if len(self._y) else None)
@@ -446,4 +474,5 @@ class KNNPredictor(Predictor):
         self._X = (
             np.asarray(state["X"], dtype=np.float64).reshape(len(self._y), -1) if len(self._y) else np.empty((0, 0))
         )
+        self._token = _new_token()
         return self

@@ -5,6 +5,11 @@ Errors are returned as ``{"error": status, "detail": message}`` rather than rais
 the actor boundary as data and the HTTP layer answers 4xx with the message.
 On start the predictor is fitted on every stored row; each acknowledged feedback is on disk (journal
 fsync) before the answer, so nothing acknowledged is lost across a restart or a crash.
+
+Read-only copies: :meth:`AdaptationService.replica_spec` and :meth:`AdaptationService.snapshot` give what a
+reader (a Serve replica) needs to build its own generator (:func:`make_generator`) and keep its predictor in step
+with this one (:attr:`AdaptationService.version` changes with every learned feedback); :func:`propose_answer` on
+such a copy answers exactly what :meth:`AdaptationService.propose` would.
 """
 
 from __future__ import annotations
@@ -13,16 +18,17 @@ import math
 import os
 import time
 import uuid
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nasoa.online.experience import ExperienceStore, experience_row
 from nasoa.online.generator import NoFeasibleRegime, RegimeGenerator, as_task_meta
-from nasoa.online.predictor import create_predictor
+from nasoa.online.predictor import Predictor, create_predictor
 from nasoa.online.regime import CostModel, DeviceCost, Regime, RegimeSpace
-from nasoa.zoo.manifest import read_manifest
+from nasoa.zoo.manifest import ZooEntry, read_manifest
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,34 @@ def _error(status: int, detail: str) -> dict[str, Any]:
     return {"error": status, "detail": detail}
 
 
+def make_generator(
+    settings: ServiceSettings, entries: Sequence[ZooEntry], device: str, predictor: Predictor, quiet: bool = False
+) -> RegimeGenerator:
+    """The service's regime generator over ``entries`` on ``device`` (``quiet``: no warning for left-out entries)."""
+    with warnings.catch_warnings():
+        if quiet:
+            warnings.simplefilter("ignore")
+        return RegimeGenerator(
+            list(entries),
+            predictor,
+            space=RegimeSpace.from_dict(settings.regime_space) if settings.regime_space else None,
+            device=device,
+            device_cost=DeviceCost(**settings.device_cost) if settings.device_cost else None,
+            cost_model=CostModel(overhead_s=settings.overhead_s),
+        )
+
+
+def propose_answer(generator: RegimeGenerator, task: Mapping[str, Any], budget_s: float, top_k: int = 3) -> dict:
+    """The best regime for ``task`` within ``budget_s`` as a JSON-able dict, or an error dict (see module doc)."""
+    try:
+        answer = generator.propose(as_task_meta(task), budget_s, top_k=top_k)
+    except NoFeasibleRegime as err:
+        return _error(422, str(err)) | {"cheapest_time_s": err.cheapest_time_s}
+    except ValueError as err:
+        return _error(422, str(err))
+    return answer.to_dict()
+
+
 class AdaptationService:
     """One writer of the experience store; proposes regimes and learns from feedback."""
 
@@ -63,27 +97,33 @@ class AdaptationService:
         self.device = settings.device or devices[0]
         Path(settings.state_dir).mkdir(parents=True, exist_ok=True)
         self.store = ExperienceStore(Path(settings.state_dir) / "experience")
-        self.generator = RegimeGenerator(
-            list(self.entries.values()),
-            create_predictor(settings.predictor, **settings.predictor_kw),
-            space=RegimeSpace.from_dict(settings.regime_space) if settings.regime_space else None,
-            device=self.device,
-            device_cost=DeviceCost(**settings.device_cost) if settings.device_cost else None,
-            cost_model=CostModel(overhead_s=settings.overhead_s),
-        )
+        predictor = create_predictor(settings.predictor, **settings.predictor_kw)
+        self.generator = make_generator(settings, list(self.entries.values()), self.device, predictor)
         self.fitted_on = self.generator.fit(self.store.rows()) if len(self.store) else 0
         self.feedback_count = 0
         self.last_update_s = math.nan
+        self._instance = uuid.uuid4().hex
+        self._updates = 0
+
+    @property
+    def version(self) -> tuple[str, int]:
+        """Names the predictor's current state: (this object's random id, updates since start)."""
+        return (self._instance, self._updates)
 
     def propose(self, task: Mapping[str, Any], budget_s: float, top_k: int = 3) -> dict[str, Any]:
         """The best regime for ``task`` within ``budget_s`` (or an error dict)."""
-        try:
-            answer = self.generator.propose(as_task_meta(task), budget_s, top_k=top_k)
-        except NoFeasibleRegime as err:
-            return _error(422, str(err)) | {"cheapest_time_s": err.cheapest_time_s}
-        except ValueError as err:
-            return _error(422, str(err))
-        return answer.to_dict()
+        return propose_answer(self.generator, task, budget_s, top_k)
+
+    def replica_spec(self) -> dict[str, Any]:
+        """What a read-only copy needs besides the predictor: settings, zoo entries and device (see make_generator)."""
+        return {"settings": self.settings, "entries": list(self.entries.values()), "device": self.device}
+
+    def snapshot(self, known: Any = None) -> dict[str, Any] | None:
+        """None if ``known`` is the current :attr:`version`, else ``{"version", "predictor": its JSON-able state}``."""
+        version = self.version
+        if known is not None and tuple(known) == version:
+            return None
+        return {"version": version, "predictor": self.generator.predictor.to_state()}
 
     def feedback(
         self,
@@ -123,6 +163,7 @@ class AdaptationService:
         stored = self.store.append(row)
         out: dict[str, Any] = {"stored": stored, "duplicate": not stored, "feedback_id": feedback_id}
         if stored:
+            self._updates += 1  # first: even a failed update may have touched the predictor
             report = self.generator.learn(row)
             self.feedback_count += 1
             self.last_update_s = report.update_s

@@ -56,10 +56,12 @@ def test_aws_cluster_launcher_yaml_validates_against_rays_schema():
 
 @pytest.mark.parametrize(
     ("override", "named"),
-    [("trainer.num_workers=two", "trainer.num_workers: expected int"),
-     ("proxy.lr=fast", "lr: expected float"),
-     ("space.limits.ops=3", "space.limits.ops: expected tuple"),
-     ("trainer.use_gpu=[1]", "trainer.use_gpu: expected bool")],
+    [
+        ("trainer.num_workers=two", "trainer.num_workers: expected int"),
+        ("proxy.lr=fast", "lr: expected float"),
+        ("space.limits.ops=3", "space.limits.ops: expected tuple"),
+        ("trainer.use_gpu=[1]", "trainer.use_gpu: expected bool"),
+    ],
 )
 def test_wrong_types_fail_at_start_with_their_name(override, named):
     with pytest.raises(ValueError, match=named):
