@@ -60,7 +60,7 @@ def evaluate_candidate(candidate: Candidate, settings: ProxySettings, worker: st
     import torch
 
     from nasoa.space import build, complexity, parse
-    from nasoa.train import evaluate, profile_step, recalibrate_bn, train
+    from nasoa.train import profile_step, train_and_evaluate
 
     t0 = time.perf_counter()
     base = {"archid": candidate.archid, "encoding": candidate.encoding, "level": candidate.level}
@@ -86,21 +86,21 @@ def evaluate_candidate(candidate: Candidate, settings: ProxySettings, worker: st
         from nasoa.data import make_loaders
 
         train_loader, val_loader = make_loaders(task, settings.batch_size, seed=settings.seed)
-        result = train(
+        result, ev = train_and_evaluate(
             model,
             train_loader,
+            val_loader,
+            bn_batches=settings.recalibrate_bn_batches,
+            device=settings.device,
             epochs=10**6,
             max_steps=settings.train_steps,
             lr=settings.lr,
             weight_decay=settings.weight_decay,
             schedule=settings.schedule,
-            device=settings.device,
         )
-        if result.stopped_by == "nan":
+        if ev is None:
             raise FloatingPointError(f"non-finite loss after {result.steps} steps")
-        if settings.recalibrate_bn_batches:
-            recalibrate_bn(model, train_loader, batches=settings.recalibrate_bn_batches, device=settings.device)
-        top1 = evaluate(model, val_loader, device=settings.device).top1
+        top1 = ev.top1
         train_s = time.perf_counter() - t0 - profile_s
         return Record(
             **base,

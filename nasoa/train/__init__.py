@@ -20,6 +20,7 @@ _EXPORTS = {
     "recalibrate_bn": "nasoa.train.loop",
     "set_threads": "nasoa.train.loop",
     "train": "nasoa.train.loop",
+    "train_and_evaluate": "nasoa.train.loop",
     "warm_up": "nasoa.train.loop",
     "StepProfile": "nasoa.train.profile",
     "profile_step": "nasoa.train.profile",
@@ -35,6 +36,7 @@ __all__ = [
     "recalibrate_bn",
     "set_threads",
     "train",
+    "train_and_evaluate",
     "warm_up",
 ]
 

@@ -45,7 +45,7 @@ def finetune(
 
     from nasoa.data import make_loaders
     from nasoa.search.proxy import device_name
-    from nasoa.train.loop import evaluate, recalibrate_bn, train
+    from nasoa.train.loop import train_and_evaluate
 
     t0 = time.perf_counter()
     if deadline_s is not None and not (math.isfinite(deadline_s) and deadline_s > 0):
@@ -57,23 +57,21 @@ def finetune(
     planned = regime.epochs * len(train_loader)
     reserve = _eval_reserve(entry, task, regime.batch_size, bn_batches, device_name(device))
     budget = None if deadline_s is None else max(0.0, deadline_s - (time.perf_counter() - t0) - reserve)
-    result = train(
+    t_train = time.perf_counter()
+    result, ev = train_and_evaluate(
         model,
         train_loader,
+        val_loader,
+        bn_batches=bn_batches,
+        device=device,
         epochs=regime.epochs,
         lr=regime.lr,
         schedule=regime.schedule,
         frozen_stages=regime.frozen_stages,
         deadline_s=budget,
-        device=device,
     )
-    t_eval = time.perf_counter()
-    if result.stopped_by == "nan":
-        accuracy = 1.0 / task.num_classes  # a diverged run is as good as chance
-    else:
-        if bn_batches and result.steps:
-            recalibrate_bn(model, train_loader, batches=bn_batches, device=device)
-        accuracy = evaluate(model, val_loader, device=device).top1
+    t_eval = t_train + result.seconds
+    accuracy = ev.top1 if ev is not None else 1.0 / task.num_classes  # a diverged run is as good as chance
     end = time.perf_counter()
     return FinetuneResult(
         accuracy=float(accuracy),

@@ -21,7 +21,17 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from nasoa.train._device import as_device, synchronize
 
-__all__ = ["EvalResult", "TrainResult", "evaluate", "lr_at", "recalibrate_bn", "set_threads", "train", "warm_up"]
+__all__ = [
+    "EvalResult",
+    "TrainResult",
+    "evaluate",
+    "lr_at",
+    "recalibrate_bn",
+    "set_threads",
+    "train",
+    "train_and_evaluate",
+    "warm_up",
+]
 
 Schedule = Literal["cosine", "step", "constant"]
 StopReason = Literal["done", "deadline", "max_steps", "nan"]
@@ -383,3 +393,25 @@ def recalibrate_bn(
         for m, mode in modes.items():
             m.training = mode
     return time.perf_counter() - start
+
+
+def train_and_evaluate(
+    model: nn.Module,
+    train_loader: Iterable[Any],
+    val_loader: Iterable[Any],
+    *,
+    bn_batches: int = 0,
+    device: str | torch.device = "cpu",
+    **train_kw: Any,
+) -> tuple[TrainResult, EvalResult | None]:
+    """Train, re-estimate BN statistics on ``bn_batches`` training batches, then evaluate.
+
+    Returns the training result and the evaluation, or ``None`` for the evaluation when the loss went non-finite
+    (each caller decides what a diverged run means: a failed candidate, a failed entry, chance accuracy).
+    """
+    result = train(model, train_loader, device=device, **train_kw)
+    if result.stopped_by == "nan":
+        return result, None
+    if bn_batches and result.steps:
+        recalibrate_bn(model, train_loader, batches=bn_batches, device=device)
+    return result, evaluate(model, val_loader, device=device)

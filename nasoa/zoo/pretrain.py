@@ -116,7 +116,7 @@ def pretrain_entry(item: ZooItem, settings: PretrainSettings, worker: str = "") 
 
     from nasoa.data import make_loaders, make_task
     from nasoa.models import create_model, model_complexity
-    from nasoa.train import evaluate, recalibrate_bn, train
+    from nasoa.train import train_and_evaluate
     from nasoa.zoo.store import save_weights
 
     t0 = time.perf_counter()
@@ -124,19 +124,20 @@ def pretrain_entry(item: ZooItem, settings: PretrainSettings, worker: str = "") 
     torch.manual_seed(settings.seed)
     model = create_model(item.arch, task.num_classes)
     train_loader, val_loader = make_loaders(task, settings.batch_size, seed=settings.seed)
-    result = train(
+    _, ev = train_and_evaluate(
         model,
         train_loader,
+        val_loader,
+        bn_batches=settings.recalibrate_bn_batches,
+        device=settings.device,
         epochs=settings.epochs,
         lr=settings.lr,
         weight_decay=settings.weight_decay,
         schedule=settings.schedule,
-        device=settings.device,
     )
-    if result.stopped_by == "nan":
+    if ev is None:
         raise FloatingPointError(f"{item.name}: non-finite loss while pretraining")
-    recalibrate_bn(model, train_loader, batches=settings.recalibrate_bn_batches, device=settings.device)
-    top1 = evaluate(model, val_loader, device=settings.device).top1
+    top1 = ev.top1
     model = model.cpu()
     key = item.key or item_key(item, settings.tag)
     weights, digest = save_weights(model, settings.root, key)
