@@ -34,7 +34,7 @@ class PretrainSettings:
     resolution: int = 32
     batch_size: int = 64
     epochs: int = 3
-    lr: float = 0.1
+    lr: float = 0.03
     weight_decay: float = 5e-4
     schedule: str = "cosine"
     recalibrate_bn_batches: int = 10
