@@ -9,6 +9,11 @@ the actor's generator and refreshes its predictor from the actor when that chang
 :data:`REFRESH_S` seconds, and on the next query after feedback through the same replica), so answers match the
 actor's (``AdaptationService.propose``) except for at most :data:`REFRESH_S` seconds after feedback that reached
 the actor another way.
+
+While the adaptation actor is down (it crashed and Ray restarts it; ``max_restarts=-1``), calls to it are queued by
+Ray and retried (``max_task_retries``); a call that fails anyway, or takes over :data:`ACTOR_TIMEOUT_S`, is answered
+``503`` with ``Retry-After`` (never 500), and ``/v1/regime`` keeps answering from the replica's last copy. Feedback
+is idempotent by ``feedback_id``, so a client retries a 503 with the same id; every acknowledged feedback is on disk.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import asyncio
 import logging
 import math
 import time
-from typing import Any
+from typing import Any, Literal
 
 import ray
 from fastapi import FastAPI, Request
@@ -34,6 +39,14 @@ log = logging.getLogger("nasoa.service")
 ACTOR_NAME = "nasoa-adaptation"
 #: Seconds a replica's copy of the predictor may go unchecked against the actor's.
 REFRESH_S = 0.5
+#: Seconds a handler waits for the adaptation actor before answering 503 (the actor may be restarting).
+ACTOR_TIMEOUT_S = 30.0
+#: Seconds a replica waits for a predictor snapshot before answering from its last copy.
+SNAPSHOT_TIMEOUT_S = 2.0
+#: The ``Retry-After`` of a 503.
+RETRY_AFTER_S = 1
+#: Errors meaning the actor is down or restarting (answered 503).
+UNAVAILABLE = (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError, asyncio.TimeoutError, TimeoutError)
 #: Per replica process: the adaptation actor's handle and the read-only generator copy, set by the deployment's
 #: constructor.
 _REPLICA: dict[str, Any] = {}
@@ -68,7 +81,13 @@ async def _local_generator() -> RegimeGenerator:
         async with _REPLICA.setdefault("lock", asyncio.Lock()):
             if time.monotonic() - _REPLICA["checked"] >= REFRESH_S:  # else refreshed while this one waited
                 invalidated, checked = _REPLICA.get("invalidated", 0), time.monotonic()
-                snapshot = await _service().snapshot.remote(_REPLICA["version"])
+                try:
+                    ref = _service().snapshot.remote(_REPLICA["version"])
+                    snapshot = await asyncio.wait_for(ref, SNAPSHOT_TIMEOUT_S)
+                except UNAVAILABLE as err:  # actor down: answer from the last copy, check again later
+                    log.warning("predictor snapshot failed (%s); answering from the replica's copy", err)
+                    _REPLICA["checked"] = time.monotonic()
+                    return _REPLICA["generator"]
                 if snapshot is not None:
                     _REPLICA["generator"].predictor = predictor_from_state(snapshot["predictor"])
                     _REPLICA["version"] = snapshot["version"]
@@ -109,7 +128,7 @@ class RegimeIn(BaseModel):
     frozen_stages: int = Field(ge=0, le=64)
     batch_size: int = Field(gt=0, le=65536)
     epochs: int = Field(gt=0, le=100_000)
-    schedule: str = Field("cosine", max_length=32)
+    schedule: Literal["cosine", "step", "constant"] = Field("cosine", description="learning-rate schedule")
 
 
 class ResultIn(BaseModel):
@@ -131,6 +150,34 @@ class Feedback(BaseModel):
     result: ResultIn
     budget_s: float | None = Field(None, gt=0, allow_inf_nan=False)
     feedback_id: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")
+
+
+class ErrorOut(BaseModel):
+    """An error answer: a message, and for invalid input the errors by location."""
+
+    model_config = ConfigDict(extra="allow")
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+    cheapest_time_s: float | None = Field(None, description="no regime fits: the cheapest regime's predicted time")
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error codes (all answered with :class:`ErrorOut`)."""
+    words = {
+        400: "body is not JSON",
+        401: "missing or wrong bearer token",
+        404: "unknown zoo key",
+        413: "request body too large",
+        422: "invalid input, or no regime fits the budget",
+        503: "adaptation service unavailable (restarting): retry after Retry-After seconds",
+    }
+    return {c: {"model": ErrorOut, "description": words[c]} for c in codes}
+
+
+def unavailable(err: BaseException) -> JSONResponse:
+    """The 503 answer while the adaptation actor is down or restarting."""
+    detail = f"adaptation service unavailable, probably restarting ({type(err).__name__}); retry"
+    return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 def create_api(settings: ServiceSettings) -> FastAPI:
@@ -156,22 +203,36 @@ def create_api(settings: ServiceSettings) -> FastAPI:
         return settings.auth_token is None or request.headers.get("authorization") == f"Bearer {settings.auth_token}"
 
     async def call(request: Request, method: str, *args: Any) -> Any:
-        return await getattr(_service(), method).remote(*args)
+        try:
+            return await asyncio.wait_for(getattr(_service(), method).remote(*args), ACTOR_TIMEOUT_S)
+        except UNAVAILABLE as err:
+            log.warning("adaptation actor call %s failed: %r", method, err)
+            return unavailable(err)
 
     def answer(out: Any) -> Any:
+        if isinstance(out, JSONResponse):
+            return out
         if isinstance(out, dict) and "error" in out:
             body = {k: v for k, v in out.items() if k != "error"}
             return JSONResponse(_finite(body), status_code=int(out["error"]))
         return _finite(out)
 
-    @api.post("/v1/regime", summary="The zoo model and fine-tuning regime predicted best within the budget")
+    @api.post(
+        "/v1/regime",
+        summary="The zoo model and fine-tuning regime predicted best within the budget",
+        responses=_errors(400, 413, 422),
+    )
     async def regime(query: RegimeQuery, request: Request) -> Any:
         generator = await _local_generator()  # the actor's answer (propose), without a call to it
         out = propose_answer(generator, query.task.model_dump(), query.budget_s, query.top_k)
         # Plain JSON types already: the same bytes as FastAPI's default, without its jsonable_encoder pass.
         return answer(out) if "error" in out else JSONResponse(_finite(out))
 
-    @api.post("/v1/feedback", summary="Report a finished fine-tuning run; it is stored and learned from")
+    @api.post(
+        "/v1/feedback",
+        summary="Report a finished fine-tuning run; it is stored and learned from",
+        responses=_errors(400, 401, 404, 413, 422, 503),
+    )
     async def feedback(body: Feedback, request: Request) -> Any:
         if not authorized(request):
             return JSONResponse({"detail": "missing or wrong bearer token"}, status_code=401)
@@ -181,11 +242,11 @@ def create_api(settings: ServiceSettings) -> FastAPI:
         finally:
             _invalidate_local()
 
-    @api.get("/v1/health", summary="Liveness and sizes")
+    @api.get("/v1/health", summary="Liveness and sizes", responses=_errors(503))
     async def health(request: Request) -> Any:
         return answer(await call(request, "health"))
 
-    @api.get("/v1/zoo", summary="The zoo models the service chooses from")
+    @api.get("/v1/zoo", summary="The zoo models the service chooses from", responses=_errors(503))
     async def zoo(request: Request) -> Any:
         return answer(await call(request, "zoo"))
 
