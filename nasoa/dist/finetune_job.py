@@ -67,6 +67,11 @@ def run_job(job: FinetuneJob, settings: FinetuneSettings, worker: str = "") -> F
         return FinetuneOutcome(job.key, error=f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=-3)}")
 
 
+def worker_died(job: FinetuneJob, attempts: int, reason: str) -> FinetuneOutcome:
+    """The outcome of a job whose workers died on every attempt."""
+    return FinetuneOutcome(job.key, error=f"worker died {attempts} times while running this job (last: {reason})")
+
+
 def warm_up(settings: FinetuneSettings) -> None:
     """A fresh worker's first optimizer step costs seconds: pay it before any deadline starts."""
     from nasoa.train import warm_up as train_warm_up
@@ -81,4 +86,4 @@ def finetune_pool(settings: FinetuneSettings, num_workers: int = 1, use_gpu: boo
     resources: dict[str, Any] = {"CPU": cpus_per_worker} | ({"GPU": 1} if use_gpu else {})
     return TrainPool(run_job, settings, KeyedSink.remote(), num_workers=num_workers, use_gpu=use_gpu,
                      resources_per_worker=resources, threads=threads, storage_path=storage_path,
-                     name="finetune", warm_up=warm_up)
+                     name="finetune", warm_up=warm_up, on_give_up=worker_died)

@@ -3,8 +3,13 @@
 Ray Train worker groups take ~20 s to start here (STACK-NOTES.md), so one ``TorchTrainer.fit()`` serves
 a whole search or zoo build: each worker pulls an item from a :class:`~nasoa.dist.work_queue.WorkQueue`,
 runs ``fn(item, settings, worker)`` on its own resources (CPUs here, a GPU per worker on a cluster) and
-hands the result to a sink actor (the archive, the zoo manifest), which persists it at once. ``run``
-only queues items and waits on the sink.
+hands the result, through the queue, to a sink actor (the archive, the zoo manifest), which persists it at once.
+``run`` only queues items and waits on the sink.
+
+Worker deaths: the trainer restarts the whole worker group (``FailureConfig(max_failures)``) and the new workers
+run :func:`pool_worker_loop` again. Each worker registers with the queue under its rank and a process-unique id,
+so the queue requeues the items the previous workers held (at most ``max_attempts`` hand-outs per item; then the
+pool's ``on_give_up`` result stands for it, see :class:`~nasoa.dist.work_queue.WorkQueue`).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any
 
 import ray
 
-from nasoa.dist.work_queue import WorkQueue
+from nasoa.dist.work_queue import WorkQueue, item_key
 from nasoa.search.evaluator import EvaluatorStats
 
 log = logging.getLogger(__name__)
@@ -32,13 +37,15 @@ def pool_worker_loop(config: dict) -> None:
     from nasoa.train import set_threads
 
     ctx = ray.train.get_context()
-    worker = f"{os.uname().nodename}/rank{ctx.get_world_rank()}"
+    slot = f"rank{ctx.get_world_rank()}"
+    worker = f"{os.uname().nodename}:{os.getpid()}/{slot}"  # unique per process: a restarted worker is a new id
     settings = config["settings"]
     if config.get("use_gpu") and torch.cuda.is_available():
         torch.cuda.set_device(ctx.get_local_rank())
         settings = dataclasses.replace(settings, device=f"cuda:{ctx.get_local_rank()}")
     set_threads(config.get("threads", 1))
-    queue, sink, fn = config["queue"], config["sink"], config["fn"]
+    queue, fn = config["queue"], config["fn"]
+    ray.get(queue.register.remote(worker, slot))  # requeues what this slot's dead predecessor held
     if config.get("warm_up") is not None:
         config["warm_up"](settings)  # a fresh process's first step costs 1-7 s: never inside a timed item
     while True:
@@ -48,12 +55,18 @@ def pool_worker_loop(config: dict) -> None:
         t0 = time.perf_counter()
         result = fn(item, settings, worker)
         busy = time.perf_counter() - t0
-        ray.get(sink.add.remote(result))
-        ray.get(queue.done.remote(worker, busy))
+        ray.get(queue.done.remote(worker, item_key(item), result, busy))  # the queue hands it to the sink
 
 
 class TrainPool:
-    """Runs items through ``fn`` on ``num_workers`` Ray Train workers; results go through ``sink``."""
+    """Runs items through ``fn`` on ``num_workers`` Ray Train workers; results go through ``sink``.
+
+    Args:
+        on_give_up: ``(item, attempts, reason) -> result`` for an item whose workers died ``max_attempts`` times
+            (None: ``run`` raises for it).
+        max_attempts: Hand-outs per item before it is given up.
+        max_failures: Worker-group restarts Ray Train may do before the fit (and ``run``) fails.
+    """
 
     def __init__(
         self,
@@ -68,17 +81,21 @@ class TrainPool:
         name: str = "nasoa-pool",
         warm_up: Callable[[Any], None] | None = None,
         result_timeout_s: float = 3600.0,
+        on_give_up: Callable[[Any, int, str], Any] | None = None,
+        max_attempts: int = 2,
+        max_failures: int = 4,
     ) -> None:
-        from ray.train import RunConfig, ScalingConfig
+        from ray.train import FailureConfig, RunConfig, ScalingConfig
         from ray.train.torch import TorchTrainer
 
         self.sink = sink
         self.num_workers = num_workers
         self.result_timeout_s = result_timeout_s
-        self.queue = WorkQueue.remote()
+        self.queue = WorkQueue.remote(sink, on_give_up, max_attempts)
+        self.events_seen = 0
         self.started = time.time()
         self.closed_at: float | None = None
-        config = {"fn": fn, "settings": settings, "sink": sink, "queue": self.queue, "threads": threads}
+        config = {"fn": fn, "settings": settings, "queue": self.queue, "threads": threads}
         config |= {"use_gpu": use_gpu, "warm_up": warm_up}
         scaling = ScalingConfig(
             num_workers=num_workers, use_gpu=use_gpu, resources_per_worker=resources_per_worker or {"CPU": 1}
@@ -87,7 +104,9 @@ class TrainPool:
             pool_worker_loop,
             train_loop_config=config,
             scaling_config=scaling,
-            run_config=RunConfig(name=name, storage_path=storage_path),
+            run_config=RunConfig(
+                name=name, storage_path=storage_path, failure_config=FailureConfig(max_failures=max_failures)
+            ),
         )
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._fit, name=f"{name}-fit", daemon=True)
@@ -110,7 +129,21 @@ class TrainPool:
             if time.time() > deadline:
                 raise TimeoutError(f"{len(keys) - len(got)} items not done in {self.result_timeout_s}s")
             got = ray.get(self.sink.wait_for.remote(list(keys), 5.0))
+            self._check_queue(set(keys) - got.keys())
         return got
+
+    def _check_queue(self, missing: set[str]) -> None:
+        """Log the queue's new requeue events; raise for missing items given up with no result to stand for them."""
+        s = ray.get(self.queue.stats.remote())
+        for event in s["events"][self.events_seen :]:
+            log.warning("%s", event)
+        self.events_seen = len(s["events"])
+        lost = missing & set(s["given_up"])
+        if lost:
+            ray.get(self.sink.wait_for.remote(list(lost), 2.0))  # a give-up result may still be on its way
+            lost -= ray.get(self.sink.wait_for.remote(list(lost), 0.0)).keys()
+        if lost:
+            raise RuntimeError(f"gave up on {sorted(lost)} (their workers died) and no result stands for them")
 
     def stats(self) -> EvaluatorStats:
         """Worker time accounting, from the pool's start to its close."""

@@ -38,6 +38,7 @@ class TrainerSettings:
     threads: int = 1
     ray_num_cpus: int | None = None  # local Ray only; None = all cores
     health_check_interval_s: float = 0.2
+    ray_temp_dir: str | None = None  # local Ray only: its session directory root (None: Ray's default)
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ def init_ray(trainer: TrainerSettings, cluster: ClusterSettings | None, tmp_dir:
         num_cpus=trainer.ray_num_cpus or os.cpu_count(),
         include_dashboard=False,
         log_to_driver=False,
-        _temp_dir=tmp_dir,
+        _temp_dir=tmp_dir or trainer.ray_temp_dir,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import ray
@@ -24,11 +25,25 @@ def warm_up(settings: ProxySettings) -> None:
     profile_step(model, batch_size=4, resolution=settings.resolution, device=settings.device, warmup=2, steps=1)
 
 
+def worker_died(candidate: Candidate, attempts: int, reason: str) -> Record:
+    """The failed record of a candidate whose Ray Train workers died on every attempt (it is not retried again)."""
+    times = "twice" if attempts == 2 else f"{attempts} times"
+    return Record(
+        archid=candidate.archid,
+        encoding=candidate.encoding,
+        level=candidate.level,
+        generation=candidate.generation,
+        status="failed",
+        error=f"worker died {times} while evaluating this candidate (last: {reason}); not retried",
+        finished_at=time.time(),
+    )
+
+
 class RayTrainEvaluator:
     """The :class:`~nasoa.search.evaluator.Evaluator` interface: each result lands in the archive actor."""
 
     def __init__(self, archive: ray.actor.ActorHandle, proxy: ProxySettings, **pool_kw) -> None:  # noqa: ANN003
-        self.pool = TrainPool(evaluate_candidate, proxy, archive, warm_up=warm_up, **pool_kw)
+        self.pool = TrainPool(evaluate_candidate, proxy, archive, warm_up=warm_up, on_give_up=worker_died, **pool_kw)
 
     @property
     def closed_at(self) -> float | None:

@@ -1,58 +1,145 @@
-"""A Ray actor that hands work items (candidates, zoo entries) to long-lived workers and keeps their time accounting."""
+"""A Ray actor that hands work items (candidates, zoo entries) to long-lived workers and keeps their time accounting.
+
+Items survive worker deaths. Every worker registers under its *slot* (its Ray Train rank) with an id unique to its
+process (hostname and pid). Ray Train restarts a failed worker group as a whole, so a new id registering in a slot
+means the slot's previous worker is gone: the item that worker held (handed out, never reported ``done``) goes back
+to the *front* of the queue. Each key is handed out at most ``max_attempts`` times; after that it is dropped and
+``on_give_up(item, attempts, reason)`` gives the result that stands for it, so the caller stops waiting. Results
+pass through the queue to the sink (:meth:`WorkQueue.done`), which lets it keep exactly one result per key: a late
+result from a worker that was presumed dead, or a second one from a retry, is dropped and counted, never sent twice.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import ray
 
-from typing import Any
+
+def item_key(item: Any) -> str:
+    """An item's key: ``archid`` (candidates), else ``key`` (zoo items, fine-tuning jobs), else ``str(item)``."""
+    return str(getattr(item, "archid", None) or getattr(item, "key", None) or item)
 
 
 @ray.remote(num_cpus=0)
 class WorkQueue:
-    """FIFO of work items; ``get`` waits for work and returns None once the queue is closed."""
+    """FIFO of work items; ``get`` waits for work and returns None once the queue is closed and empty.
 
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+    Args:
+        sink: An actor with ``add(result)``; results (and give-up results) are forwarded to it.
+        on_give_up: ``(item, attempts, reason) -> result`` for an item that ran out of attempts; None: no result is sent
+            (the key is listed in ``stats()['given_up']``).
+        max_attempts: How many times one key may be handed out.
+    """
+
+    def __init__(
+        self,
+        sink: ray.actor.ActorHandle | None = None,
+        on_give_up: Callable[[Any, int, str], Any] | None = None,
+        max_attempts: int = 2,
+    ) -> None:
+        self.sink = sink
+        self.on_give_up = on_give_up
+        self.max_attempts = max_attempts
+        self.items: deque[Any] = deque()
+        self.changed = asyncio.Condition()
         self.closed = False
-        self.in_flight: dict[str, tuple[str, float]] = {}
+        self.in_flight: dict[str, tuple[Any, float]] = {}  # worker id -> (item, handed out at)
+        self.slot_of: dict[str, str] = {}  # worker id -> slot
+        self.attempts: dict[str, int] = {}
+        self.finished: set[str] = set()
+        self.given_up: list[str] = []
+        self.events: list[str] = []
+        self.dropped_results = 0
         self.busy: dict[str, float] = {}
         self.ready: dict[str, float] = {}
         self.evaluated = 0
 
     async def put(self, items: Sequence[Any]) -> int:
-        for c in items:
-            self.queue.put_nowait(c)
-        return self.queue.qsize()
+        async with self.changed:
+            self.items.extend(items)
+            self.changed.notify_all()
+        return len(self.items)
+
+    async def register(self, worker: str, slot: str) -> list[str]:
+        """A new worker in ``slot``: the slot's earlier workers are dead; requeues their items, returns the keys."""
+        self.ready.setdefault(slot, time.time())
+        self.slot_of[worker] = slot
+        orphans = [w for w in self.in_flight if w != worker and self.slot_of.get(w) == slot]
+        keys = [item_key(self.in_flight[w][0]) for w in orphans]
+        for w in orphans:
+            await self._requeue(w, f"worker {w} died")
+        return keys
 
     async def get(self, worker: str) -> Any:
-        self.ready.setdefault(worker, time.time())
-        if self.closed and self.queue.empty():
-            return None
-        item = await self.queue.get()
-        if item is None:  # wake-up sentinel from close(): pass it on to the next waiting worker
-            self.queue.put_nowait(None)
-            return None
-        self.in_flight[worker] = (str(getattr(item, "archid", None) or getattr(item, "key", item)), time.time())
+        """The next item for ``worker`` (a worker holds one item at a time); None once closed and empty."""
+        if worker in self.in_flight:  # a worker asking again has abandoned its previous item
+            await self._requeue(worker, f"worker {worker} asked for work before reporting it done")
+        self.ready.setdefault(self.slot_of.get(worker, worker), time.time())
+        async with self.changed:
+            while True:
+                await self.changed.wait_for(lambda: self.items or self.closed)
+                if not self.items:
+                    return None
+                item = self.items.popleft()
+                if item_key(item) not in self.finished:
+                    break
+        key = item_key(item)
+        self.attempts[key] = self.attempts.get(key, 0) + 1
+        self.in_flight[worker] = (item, time.time())
         return item
 
-    async def done(self, worker: str, busy_s: float) -> None:
-        self.in_flight.pop(worker, None)
-        self.busy[worker] = self.busy.get(worker, 0.0) + busy_s
+    async def done(self, worker: str, key: str, result: Any, busy_s: float) -> bool:
+        """``worker`` finished ``key``: forward ``result`` to the sink unless the key already has one."""
+        held = self.in_flight.get(worker)
+        if held is not None and item_key(held[0]) == key:
+            del self.in_flight[worker]
+        slot = self.slot_of.get(worker, worker)
+        self.busy[slot] = self.busy.get(slot, 0.0) + busy_s
+        if key in self.finished:
+            self.dropped_results += 1
+            return False
+        self.finished.add(key)
         self.evaluated += 1
+        if self.sink is not None:
+            await self.sink.add.remote(result)
+        return True
+
+    async def _requeue(self, worker: str, reason: str) -> None:
+        item, _ = self.in_flight.pop(worker)
+        key = item_key(item)
+        if key in self.finished:
+            return
+        n = self.attempts.get(key, 0)
+        if n < self.max_attempts:
+            self.events.append(f"requeued {key} after attempt {n} of {self.max_attempts}: {reason}")
+            async with self.changed:
+                self.items.appendleft(item)
+                self.changed.notify_all()
+            return
+        self.finished.add(key)
+        self.given_up.append(key)
+        self.events.append(f"gave up on {key} after {n} attempts: {reason}")
+        if self.sink is not None and self.on_give_up is not None:
+            await self.sink.add.remote(self.on_give_up(item, n, reason))
 
     async def close(self) -> None:
-        self.closed = True
-        self.queue.put_nowait(None)
+        async with self.changed:
+            self.closed = True
+            self.changed.notify_all()
 
     async def stats(self) -> dict:
         return {
             "busy": dict(self.busy),
             "ready": dict(self.ready),
             "evaluated": self.evaluated,
-            "in_flight": dict(self.in_flight),
-            "pending": self.queue.qsize(),
+            "in_flight": {w: (item_key(item), t) for w, (item, t) in self.in_flight.items()},
+            "pending": len(self.items),
+            "given_up": list(self.given_up),
+            "events": list(self.events),
+            "dropped_results": self.dropped_results,
         }

@@ -85,6 +85,11 @@ def _pretrain_or_error(item: ZooItem, settings: PretrainSettings, worker: str) -
         return RuntimeError(f"{item.name}: {type(err).__name__}: {err}")
 
 
+def _worker_died(item: ZooItem, attempts: int, reason: str) -> Exception:
+    """The error that stands for an entry whose workers died on every attempt."""
+    return RuntimeError(f"{item.name}: worker died {attempts} times while pretraining it (last: {reason})")
+
+
 def run_zoo_job(cfg: Mapping[str, Any], out_dir: str | os.PathLike) -> dict[str, Any]:
     """Build (or complete) the zoo in ``cfg['zoo']['root']`` (default: ``out_dir/zoo``); returns the summary."""
     from nasoa.analysis.zoo_plot import plot_zoo
@@ -112,7 +117,8 @@ def run_zoo_job(cfg: Mapping[str, Any], out_dir: str | os.PathLike) -> dict[str,
             resources = {"CPU": trainer.cpus_per_worker} | ({"GPU": trainer.gpus_per_worker} if trainer.gpus_per_worker else {})
             pool = TrainPool(_pretrain_or_error, settings, sink, num_workers=min(trainer.num_workers, len(todo)),
                              use_gpu=trainer.use_gpu, resources_per_worker=resources, threads=trainer.threads,
-                             storage_path=str(root / "ray_train"), name="zoo-build")
+                             storage_path=str(root / "ray_train"), name="zoo-build",
+                             on_give_up=_worker_died)
             try:
                 _run_with_progress(pool, sink, todo)
             finally:
@@ -155,7 +161,8 @@ def _run_with_progress(pool, sink, todo: Sequence[ZooItem]) -> None:  # noqa: AN
             log.info("  pretrained %s (%d/%d)", got[key].name, len(done) + 1, len(keys))
             done.add(key)
         stats = ray.get(pool.queue.stats.remote())
-        if len(done) == len(keys) or (stats["evaluated"] >= len(keys) and not stats["in_flight"]):
+        finished = stats["evaluated"] + len(stats["given_up"])
+        if len(done) == len(keys) or (finished >= len(keys) and not stats["in_flight"]):
             return
         if pool.error is not None or not pool.thread.is_alive():
             raise RuntimeError(f"the Ray Train run stopped: {pool.error!r}") from pool.error
