@@ -156,3 +156,15 @@ def test_nan_unknown_zoo_key_and_garbage_get_4xx(running):
     assert 400 <= garbage.status_code < 500
     big = client.post("/v1/regime", content=b" " * 200_000, headers={"content-type": "application/json"})
     assert big.status_code == 413
+
+
+def test_binds_loopback_only_by_default(running):
+    import ray.util
+
+    port = int(str(running.base_url).rstrip("/").rsplit(":", 1)[1])
+    assert running.get("/v1/health").status_code == 200
+    node_ip = ray.util.get_node_ip_address()  # this machine's non-loopback address
+    assert not node_ip.startswith("127.")
+    with pytest.raises(OSError), socket.create_connection((node_ip, port), timeout=2):
+        pass
+    assert ServiceSettings(zoo_root="z", state_dir="s").host == "127.0.0.1"
