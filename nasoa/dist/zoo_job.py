@@ -94,7 +94,7 @@ def run_zoo_job(cfg: Mapping[str, Any], out_dir: str | os.PathLike) -> dict[str,
     """Build (or complete) the zoo in ``cfg['zoo']['root']`` (default: ``out_dir/zoo``); returns the summary."""
     from nasoa.analysis.zoo_plot import plot_zoo
     from nasoa.dist.pool import TrainPool
-    from nasoa.dist.search_job import TrainerSettings, _typed, init_ray
+    from nasoa.dist.search_job import ClusterSettings, TrainerSettings, _typed, init_ray
 
     zoo_cfg = cfg["zoo"]
     root = Path(zoo_cfg.get("root") or Path(out_dir) / "zoo").resolve()
@@ -105,20 +105,39 @@ def run_zoo_job(cfg: Mapping[str, Any], out_dir: str | os.PathLike) -> dict[str,
     items = [ZooItem(it.name, it.kind, it.arch, item_key(it, settings.tag)) for it in pick_items(zoo_cfg)]
     kept = _already_built(root, [it.key for it in items])
     todo = [it for it in items if it.key not in {e.key for e in kept}]
-    log.info("zoo %s: %d entries (%d to pretrain, %d kept), source %s at %dpx, %d epochs",
-             root, len(items), len(todo), len(kept), settings.source, settings.resolution, settings.epochs)
+    log.info(
+        "zoo %s: %d entries (%d to pretrain, %d kept), source %s at %dpx, %d epochs",
+        root,
+        len(items),
+        len(todo),
+        len(kept),
+        settings.source,
+        settings.resolution,
+        settings.epochs,
+    )
     t0 = time.time()
     owns_ray = not ray.is_initialized()
-    init_ray(trainer, None)
+    cluster = _typed(ClusterSettings, cfg["cluster"], "cluster") if cfg.get("cluster") else None
+    init_ray(trainer, cluster)
     try:
         existing = read_manifest(root) if (root / MANIFEST_FILE).exists() else []
         sink = ZooSink.remote(str(root), existing)
         if todo:
-            resources = {"CPU": trainer.cpus_per_worker} | ({"GPU": trainer.gpus_per_worker} if trainer.gpus_per_worker else {})
-            pool = TrainPool(_pretrain_or_error, settings, sink, num_workers=min(trainer.num_workers, len(todo)),
-                             use_gpu=trainer.use_gpu, resources_per_worker=resources, threads=trainer.threads,
-                             storage_path=str(root / "ray_train"), name="zoo-build",
-                             on_give_up=_worker_died)
+            resources = {"CPU": trainer.cpus_per_worker} | (
+                {"GPU": trainer.gpus_per_worker} if trainer.gpus_per_worker else {}
+            )
+            pool = TrainPool(
+                _pretrain_or_error,
+                settings,
+                sink,
+                num_workers=min(trainer.num_workers, len(todo)),
+                use_gpu=trainer.use_gpu,
+                resources_per_worker=resources,
+                threads=trainer.threads,
+                storage_path=cluster.storage_path if cluster and cluster.storage_path else str(root / "ray_train"),
+                name="zoo-build",
+                on_give_up=_worker_died,
+            )
             try:
                 _run_with_progress(pool, sink, todo)
             finally:
@@ -142,8 +161,15 @@ def run_zoo_job(cfg: Mapping[str, Any], out_dir: str | os.PathLike) -> dict[str,
     (root / "build_summary.json").write_text(json.dumps(summary, indent=2))
     for e in sorted(entries, key=lambda e: e.profile(e.devices()[0]).train_step_ms):
         p = e.profile(e.devices()[0])
-        log.info("  %-28s %-9s top1 %.3f  step %.1f ms (batch %d)  %.2f M params", e.name, e.kind, e.top1,
-                 p.train_step_ms, p.batch_size, e.params / 1e6)
+        log.info(
+            "  %-28s %-9s top1 %.3f  step %.1f ms (batch %d)  %.2f M params",
+            e.name,
+            e.kind,
+            e.top1,
+            p.train_step_ms,
+            p.batch_size,
+            e.params / 1e6,
+        )
     if failed:
         log.error("failed entries: %s (see the log above)", ", ".join(failed))
     log.info("zoo written: %s, plot %s", root / MANIFEST_FILE, plot)

@@ -66,3 +66,13 @@ def test_aws_cluster_launcher_yaml_validates_against_rays_schema():
 def test_wrong_types_fail_at_start_with_their_name(override, named):
     with pytest.raises(ValueError, match=named):
         settings_from_config(compose_config("search", [override]))
+
+
+def test_zoo_build_takes_the_cluster_too():
+    from nasoa.zoo.pretrain import PretrainSettings
+
+    cfg = compose_config("zoo", ["+cluster=aws"])
+    assert cfg["cluster"]["address"] == "auto"
+    pre = PretrainSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg["pretrain"].items()})
+    assert pre.device == "cuda" and pre.source.startswith("folder:")
+    assert cfg["trainer"]["use_gpu"] is True
