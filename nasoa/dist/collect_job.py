@@ -354,13 +354,14 @@ def run_collect_job(cfg: Mapping[str, Any], run_dir: str | os.PathLike) -> dict[
     import ray
 
     from nasoa.data import make_task
-    from nasoa.dist.search_job import TrainerSettings, _typed, init_ray
+    from nasoa.config import typed_settings
+    from nasoa.dist.search_job import TrainerSettings, init_ray
     from nasoa.online.experience import ExperienceStore
     from nasoa.zoo.manifest import MANIFEST_FILE
     from nasoa.zoo.store import Zoo
 
     t0 = time.time()
-    s: CollectSettings = _typed(CollectSettings, cfg["collect"], "collect")
+    s: CollectSettings = typed_settings(CollectSettings, cfg["collect"], "collect")
     run_dir = Path(run_dir).resolve()
     zoo_root = Path(s.zoo_root).expanduser().resolve()
     if not (zoo_root / MANIFEST_FILE).is_file():
@@ -427,7 +428,7 @@ def run_collect_job(cfg: Mapping[str, Any], run_dir: str | os.PathLike) -> dict[
             ]
             os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # relative paths in specs resolve as in the driver
             owns_ray = not ray.is_initialized()
-            init_ray(_typed(TrainerSettings, cfg.get("trainer") or {}, "trainer"), None)
+            init_ray(typed_settings(TrainerSettings, cfg.get("trainer") or {}, "trainer"), None)
             ray_address = ray.get_runtime_context().gcs_address
             try:
                 sweep_s = _run_sweep(trials, s, run_dir / TUNE_DIR, recorder)

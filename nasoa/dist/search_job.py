@@ -50,14 +50,13 @@ class ClusterSettings:
     name: str = "aws"
 
 
-_typed = typed_settings  # the name the job modules use
 
 
 def settings_from_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Turn the composed Hydra config (a plain dict) into typed settings."""
     space, search, proxy, trainer, obj = cfg["space"], cfg["search"], cfg["proxy"], cfg["trainer"], cfg["objectives"]
-    limits = _typed(SpaceLimits, space["limits"], "space.limits")
-    proxy_settings = _typed(ProxySettings, {**proxy, **obj.get("profile", {})}, "proxy/objectives.profile")
+    limits = typed_settings(SpaceLimits, space["limits"], "space.limits")
+    proxy_settings = typed_settings(ProxySettings, {**proxy, **obj.get("profile", {})}, "proxy/objectives.profile")
     common = dict(
         limits=limits,
         max_params=obj.get("max_params"),
@@ -71,13 +70,13 @@ def settings_from_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "block_space": block_space,
         "macro_space": macro_space,
-        "block": _typed(LevelSettings, search["block"], "search.block"),
-        "macro": _typed(LevelSettings, search["macro"], "search.macro"),
+        "block": typed_settings(LevelSettings, search["block"], "search.block"),
+        "macro": typed_settings(LevelSettings, search["macro"], "search.macro"),
         "seed": int(search["seed"]),
         "top_blocks": int(search.get("top_blocks", 3)),
         "proxy": proxy_settings,
-        "trainer": _typed(TrainerSettings, trainer, "trainer"),
-        "cluster": _typed(ClusterSettings, cluster, "cluster") if cluster else None,
+        "trainer": typed_settings(TrainerSettings, trainer, "trainer"),
+        "cluster": typed_settings(ClusterSettings, cluster, "cluster") if cluster else None,
     }
 
 

@@ -65,7 +65,8 @@ def _start_local_service(service_cfg: Mapping[str, Any], zoo_root: str, state_di
 
 def run_stream_job(cfg: Mapping[str, Any], run_dir: str | Path) -> dict[str, Any]:
     """Play ``cfg['stream']['tasks']`` through the service, one after another, learning from each."""
-    from nasoa.dist.search_job import TrainerSettings, _typed, init_ray
+    from nasoa.config import typed_settings
+    from nasoa.dist.search_job import TrainerSettings, init_ray
     from nasoa.dist.service_app import stop_service
 
     s = cfg["stream"]
@@ -73,7 +74,7 @@ def run_stream_job(cfg: Mapping[str, Any], run_dir: str | Path) -> dict[str, Any
     run_dir.mkdir(parents=True, exist_ok=True)
     zoo_root = str(Path(s["zoo_root"]).resolve())
     state_dir = str(Path(s.get("state_dir") or run_dir / "state").resolve())
-    trainer = _typed(TrainerSettings, cfg["trainer"], "trainer")
+    trainer = typed_settings(TrainerSettings, cfg["trainer"], "trainer")
     owns_ray = not ray.is_initialized()
     init_ray(trainer, None)
     started_service = False
@@ -144,14 +145,15 @@ def _one_task(client: ServiceClient, pool, spec: Any, budget: float, i: int, n: 
 
 def run_finetune_job(cfg: Mapping[str, Any], run_dir: str | Path) -> dict[str, Any]:
     """Fine-tune one task: with the given regime, or the one the service at ``service_url`` proposes."""
-    from nasoa.dist.search_job import TrainerSettings, _typed, init_ray
+    from nasoa.config import typed_settings
+    from nasoa.dist.search_job import TrainerSettings, init_ray
 
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     budget = float(cfg["budget_s"])
     if not (math.isfinite(budget) and budget > 0):
         raise ValueError(f"budget_s must be a positive number of seconds, got {cfg['budget_s']!r}")
-    trainer = _typed(TrainerSettings, cfg["trainer"], "trainer")
+    trainer = typed_settings(TrainerSettings, cfg["trainer"], "trainer")
     client = ServiceClient(cfg["service_url"], cfg.get("auth_token")) if cfg.get("service_url") else None
     meta = task_meta(cfg["task"])
     regime = dict(cfg.get("regime") or {})

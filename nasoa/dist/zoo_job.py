@@ -94,14 +94,15 @@ def run_zoo_job(cfg: Mapping[str, Any], out_dir: str | os.PathLike) -> dict[str,
     """Build (or complete) the zoo in ``cfg['zoo']['root']`` (default: ``out_dir/zoo``); returns the summary."""
     from nasoa.analysis.zoo_plot import plot_zoo
     from nasoa.dist.pool import TrainPool
-    from nasoa.dist.search_job import ClusterSettings, TrainerSettings, _typed, init_ray
+    from nasoa.config import typed_settings
+    from nasoa.dist.search_job import ClusterSettings, TrainerSettings, init_ray
 
     zoo_cfg = cfg["zoo"]
     root = Path(zoo_cfg.get("root") or Path(out_dir) / "zoo").resolve()
     root.mkdir(parents=True, exist_ok=True)
     pre = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg["pretrain"].items()}
-    settings = _typed(PretrainSettings, {**pre, "root": str(root)}, "pretrain")
-    trainer = _typed(TrainerSettings, cfg["trainer"], "trainer")
+    settings = typed_settings(PretrainSettings, {**pre, "root": str(root)}, "pretrain")
+    trainer = typed_settings(TrainerSettings, cfg["trainer"], "trainer")
     items = [ZooItem(it.name, it.kind, it.arch, item_key(it, settings.tag)) for it in pick_items(zoo_cfg)]
     kept = _already_built(root, [it.key for it in items])
     todo = [it for it in items if it.key not in {e.key for e in kept}]
@@ -117,7 +118,7 @@ def run_zoo_job(cfg: Mapping[str, Any], out_dir: str | os.PathLike) -> dict[str,
     )
     t0 = time.time()
     owns_ray = not ray.is_initialized()
-    cluster = _typed(ClusterSettings, cfg["cluster"], "cluster") if cfg.get("cluster") else None
+    cluster = typed_settings(ClusterSettings, cfg["cluster"], "cluster") if cfg.get("cluster") else None
     init_ray(trainer, cluster)
     try:
         existing = read_manifest(root) if (root / MANIFEST_FILE).exists() else []
