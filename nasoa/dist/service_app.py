@@ -320,14 +320,15 @@ def serve_from_config(cfg: dict, run_dir: str) -> None:
     """``launch/serve.py``: a private local Ray, the service on ``service.host:port``, until Ctrl-C."""
     from pathlib import Path
 
+    from nasoa.config import typed_settings
     from nasoa.dist.search_job import TrainerSettings, init_ray
 
-    settings = ServiceSettings(
-        **cfg["service"],
-        zoo_root=str(Path(cfg["zoo_root"]).resolve()),
-        state_dir=str(Path(cfg.get("state_dir") or Path(run_dir) / "state").resolve()),
-    )
-    init_ray(TrainerSettings(**cfg.get("trainer", {})), None)
+    paths = {
+        "zoo_root": str(Path(cfg["zoo_root"]).resolve()),
+        "state_dir": str(Path(cfg.get("state_dir") or Path(run_dir) / "state").resolve()),
+    }
+    settings = typed_settings(ServiceSettings, {**cfg["service"], **paths}, "service")
+    init_ray(typed_settings(TrainerSettings, cfg.get("trainer", {}), "trainer"), None)
     try:
         start_service(settings, blocking=True)
     finally:

@@ -59,7 +59,9 @@ def _start_local_service(service_cfg: Mapping[str, Any], zoo_root: str, state_di
     from nasoa.dist.service_app import start_service
     from nasoa.online.service import ServiceSettings
 
-    settings = ServiceSettings(**{**service_cfg, "zoo_root": zoo_root, "state_dir": state_dir})
+    from nasoa.config import typed_settings
+
+    settings = typed_settings(ServiceSettings, {**service_cfg, "zoo_root": zoo_root, "state_dir": state_dir}, "service")
     return start_service(settings), settings
 
 

@@ -76,3 +76,15 @@ def test_zoo_build_takes_the_cluster_too():
     pre = PretrainSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg["pretrain"].items()})
     assert pre.device == "cuda" and pre.source.startswith("folder:")
     assert cfg["trainer"]["use_gpu"] is True
+
+
+def test_service_settings_are_typed():
+    from nasoa.config import typed_settings
+    from nasoa.online.service import ServiceSettings
+
+    cfg = compose_config("serve", ["zoo_root=/z", "service.port=eighty"])
+    with pytest.raises(ValueError, match="service.port: expected int"):
+        typed_settings(ServiceSettings, {**cfg["service"], "zoo_root": "/z", "state_dir": "/s"}, "service")
+    cfg = compose_config("serve", ["zoo_root=/z", "+service.prot=1"])
+    with pytest.raises(ValueError, match="prot"):
+        typed_settings(ServiceSettings, {**cfg["service"], "zoo_root": "/z", "state_dir": "/s"}, "service")
