@@ -19,7 +19,7 @@ import ray
 
 from nasoa.dist.pool import ResultSink
 from nasoa.zoo.manifest import MANIFEST_FILE, ZooEntry, read_manifest, write_manifest
-from nasoa.zoo.pretrain import PretrainSettings, ZooItem, item_key, pretrain_entry, resolve_item, spread
+from nasoa.zoo.pretrain import PretrainSettings, ZooItem, item_key, pretrain_entry, resolve_item, spread_front
 
 log = logging.getLogger("nasoa.zoo")
 
@@ -49,7 +49,7 @@ def pick_items(cfg: Mapping[str, Any]) -> list[ZooItem]:
         archive = ParetoArchive.load(search_dir)
         if not len(archive):
             raise FileNotFoundError(f"zoo.search_dir={search_dir}: no archive.parquet with results there")
-        for i, r in enumerate(spread(archive.records, int(cfg.get("front_members", 5)))):
+        for i, r in enumerate(spread_front(archive.records, int(cfg.get("front_members", 5)))):
             items.append(ZooItem(name=f"front-{i}", kind="etnas", arch=r.encoding))
     items += [resolve_item(n) for n in cfg.get("etnas", [])]
     items += [resolve_item(n) for n in cfg.get("references", [])]
@@ -100,8 +100,7 @@ def run_zoo_job(cfg: Mapping[str, Any], out_dir: str | os.PathLike) -> dict[str,
     zoo_cfg = cfg["zoo"]
     root = Path(zoo_cfg.get("root") or Path(out_dir) / "zoo").resolve()
     root.mkdir(parents=True, exist_ok=True)
-    pre = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg["pretrain"].items()}
-    settings = typed_settings(PretrainSettings, {**pre, "root": str(root)}, "pretrain")
+    settings = typed_settings(PretrainSettings, {**cfg["pretrain"], "root": str(root)}, "pretrain")
     trainer = typed_settings(TrainerSettings, cfg["trainer"], "trainer")
     items = [ZooItem(it.name, it.kind, it.arch, item_key(it, settings.tag)) for it in pick_items(zoo_cfg)]
     kept = _already_built(root, [it.key for it in items])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -76,6 +76,19 @@ def non_dominated(records: Iterable[Record]) -> list[Record]:
     F = np.array([r.objectives() for r in ok], dtype=float)
     idx = NonDominatedSorting().do(F, only_non_dominated_front=True)
     return sorted((ok[i] for i in idx), key=lambda r: (r.train_step_ms, -r.accuracy))
+
+
+def spread(front: Sequence[Record], k: int) -> list[Record]:
+    """Up to ``k`` members of a front (sorted by step time): both ends and evenly spaced members between.
+
+    With ``k == 1`` the slowest (most accurate) member is kept.
+    """
+    if len(front) <= k:
+        return list(front)
+    if k == 1:
+        return [front[-1]]
+    idx = sorted({round(i * (len(front) - 1) / (k - 1)) for i in range(k)})
+    return [front[i] for i in idx]
 
 
 def hypervolume(records: Iterable[Record], ref_step_ms: float) -> float:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from pymoo.algorithms.moo.nsga2 import NSGA2
 
-from nasoa.search.archive import Record, hypervolume, non_dominated
+from nasoa.search.archive import Record, hypervolume, non_dominated, spread
 from nasoa.search.evaluator import ArchiveStore, Candidate, Evaluator
 from nasoa.search.operators import ArchCrossover, ArchDuplicates, ArchMutation, ArchSampling
 from nasoa.search.problem import ArchProblem, objectives
@@ -160,10 +160,7 @@ def best_blocks(records: list[Record], level: str, k: int) -> list[Record]:
         if block not in seen:
             seen.add(block)
             out.append(r)
-    if len(out) > k:  # keep a spread along the front: both ends and evenly spaced members between
-        idx = sorted({round(i * (len(out) - 1) / (k - 1)) for i in range(k)}) if k > 1 else [len(out) - 1]
-        out = [out[i] for i in idx]
-    return out
+    return spread(out, k)
 
 
 def run_search(

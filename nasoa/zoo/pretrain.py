@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from nasoa.search.archive import Record, non_dominated
+from nasoa.search.archive import Record, non_dominated, spread
 from nasoa.zoo.manifest import Profile, ZooEntry
 
 
@@ -76,15 +76,9 @@ def resolve_item(name: str) -> ZooItem:
     return ZooItem(name=name, kind=kind, arch=ETNAS.get(name, name))
 
 
-def spread(records: Sequence[Record], k: int) -> list[Record]:
-    """``k`` members of the front spread along training step time (both ends included)."""
-    front = non_dominated(records)
-    if len(front) <= k:
-        return front
-    if k == 1:
-        return [front[-1]]
-    idx = sorted({round(i * (len(front) - 1) / (k - 1)) for i in range(k)})
-    return [front[i] for i in idx]
+def spread_front(records: Sequence[Record], k: int) -> list[Record]:
+    """``k`` members of the records' front spread along training step time (both ends included)."""
+    return spread(non_dominated(records), k)
 
 
 def profile_model(model, settings: PretrainSettings, num_stages: int) -> list[Profile]:  # noqa: ANN001

@@ -65,3 +65,12 @@ def test_corrupt_archive_names_the_file(tmp_path):
 def test_duplicate_archids_are_refused():
     with pytest.raises(ValueError, match="unique"):
         ParetoArchive((rec(1, 0.5, 1), rec(1, 0.6, 2)))
+
+
+def test_spread_keeps_both_ends_and_evenly_spaced_members():
+    from nasoa.search.archive import spread
+
+    front = [rec(i, 0.5 + i / 100, 10 + i) for i in range(9)]
+    assert [r.archid for r in spread(front, 3)] == ["id0", "id4", "id8"]
+    assert [r.archid for r in spread(front, 1)] == ["id8"]
+    assert spread(front[:2], 5) == front[:2]
