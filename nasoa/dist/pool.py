@@ -1,6 +1,6 @@
 """A pool of long-lived Ray Train workers that pull work items from a queue: one ``fit()`` for many items.
 
-Ray Train worker groups take ~20 s to start here (STACK-NOTES.md), so one ``TorchTrainer.fit()`` serves
+Ray Train worker groups take ~20 s to start here (STACK-NOTES.md), so one trainer ``fit()`` serves
 a whole search or zoo build: each worker pulls an item from a :class:`~nasoa.dist.work_queue.WorkQueue`,
 runs ``fn(item, settings, worker)`` on its own resources (CPUs here, a GPU per worker on a cluster) and
 hands the result, through the queue, to a sink actor (the archive, the zoo manifest), which persists it at once.
@@ -10,6 +10,10 @@ Worker deaths: the trainer restarts the whole worker group (``FailureConfig(max_
 run :func:`pool_worker_loop` again. Each worker registers with the queue under its rank and a process-unique id,
 so the queue requeues the items the previous workers held (at most ``max_attempts`` hand-outs per item; then the
 pool's ``on_give_up`` result stands for it, see :class:`~nasoa.dist.work_queue.WorkQueue`).
+
+The workers never talk to each other, so the pool runs Ray Train's framework-agnostic ``DataParallelTrainer``,
+not ``TorchTrainer``: no torch.distributed process group is set up. (With one, a worker group restarted after a
+worker was killed could hang for good in the gloo rendezvous, "Setting up process group for: env://".)
 """
 
 from __future__ import annotations
@@ -41,8 +45,10 @@ def pool_worker_loop(config: dict) -> None:
     worker = f"{os.uname().nodename}:{os.getpid()}/{slot}"  # unique per process: a restarted worker is a new id
     settings = config["settings"]
     if config.get("use_gpu") and torch.cuda.is_available():
-        torch.cuda.set_device(ctx.get_local_rank())
-        settings = dataclasses.replace(settings, device=f"cuda:{ctx.get_local_rank()}")
+        # Ray gives each worker its own GPU (CUDA_VISIBLE_DEVICES): index 0 unless it sees the node's GPUs.
+        index = ctx.get_local_rank() if torch.cuda.device_count() > 1 else 0
+        torch.cuda.set_device(index)
+        settings = dataclasses.replace(settings, device=f"cuda:{index}")
     set_threads(config.get("threads", 1))
     queue, fn = config["queue"], config["fn"]
     ray.get(queue.register.remote(worker, slot))  # requeues what this slot's dead predecessor held
@@ -86,7 +92,7 @@ class TrainPool:
         max_failures: int = 4,
     ) -> None:
         from ray.train import FailureConfig, RunConfig, ScalingConfig
-        from ray.train.torch import TorchTrainer
+        from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
 
         self.sink = sink
         self.num_workers = num_workers
@@ -100,7 +106,7 @@ class TrainPool:
         scaling = ScalingConfig(
             num_workers=num_workers, use_gpu=use_gpu, resources_per_worker=resources_per_worker or {"CPU": 1}
         )
-        self.trainer = TorchTrainer(
+        self.trainer = DataParallelTrainer(
             pool_worker_loop,
             train_loop_config=config,
             scaling_config=scaling,

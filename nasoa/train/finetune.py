@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -39,13 +41,19 @@ def finetune(
     device: str = "cpu",
     seed: int = 0,
     bn_batches: int = 5,
+    on_epoch: Callable[[int, float], Any] | None = None,
 ) -> FinetuneResult:
-    """Fine-tune ``regime.model`` from ``zoo`` on ``task``; stop cleanly at ``deadline_s`` seconds after the call."""
+    """Fine-tune ``regime.model`` from ``zoo`` on ``task``; stop cleanly at ``deadline_s`` seconds after the call.
+
+    ``on_epoch(epoch, top1)``, when given, is called after every epoch but the last with the validation top-1 of
+    the model as it is (running BN statistics; this evaluation counts against the deadline), and at the end with
+    the final top-1: a multi-fidelity search (BOHB) learns from these.
+    """
     import torch
 
     from nasoa.data import make_loaders
     from nasoa.search.proxy import device_name
-    from nasoa.train.loop import train_and_evaluate
+    from nasoa.train.loop import evaluate, train_and_evaluate
 
     t0 = time.perf_counter()
     if deadline_s is not None and not (math.isfinite(deadline_s) and deadline_s > 0):
@@ -57,6 +65,15 @@ def finetune(
     planned = regime.epochs * len(train_loader)
     reserve = _eval_reserve(entry, task, regime.batch_size, bn_batches, device_name(device))
     budget = None if deadline_s is None else max(0.0, deadline_s - (time.perf_counter() - t0) - reserve)
+    on_step = None
+    if on_epoch is not None:
+        per_epoch = len(train_loader)
+
+        def on_step(step: int, loss: float, lr: float) -> None:
+            if step % per_epoch == 0 and step < planned:
+                on_epoch(step // per_epoch, evaluate(model, val_loader, device=device).top1)
+                model.train()  # a StagedNet keeps its frozen parts in eval mode
+
     t_train = time.perf_counter()
     result, ev = train_and_evaluate(
         model,
@@ -69,10 +86,13 @@ def finetune(
         schedule=regime.schedule,
         frozen_stages=regime.frozen_stages,
         deadline_s=budget,
+        on_step=on_step,
     )
     t_eval = t_train + result.seconds
     accuracy = ev.top1 if ev is not None else 1.0 / task.num_classes  # a diverged run is as good as chance
     end = time.perf_counter()
+    if on_epoch is not None:
+        on_epoch(max(1, math.ceil(result.steps / max(1, len(train_loader)))), float(accuracy))
     return FinetuneResult(
         accuracy=float(accuracy),
         time_s=end - t0,

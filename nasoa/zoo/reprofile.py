@@ -43,8 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--no-frozen", action="store_true", help="profile only with nothing frozen")
     parser.add_argument("--keys", nargs="*", default=None)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads: as many as each fine-tune will use (the zoo build: 1)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    import torch
+
+    torch.set_num_threads(args.threads)  # step times depend on it: profile as the fine-tunes will run
     settings = PretrainSettings(
         resolution=args.resolution,
         profile_batch_sizes=tuple(args.batch_sizes),

@@ -115,7 +115,10 @@ def test_search_survives_a_train_worker_killed_mid_candidate(tmp_path):
                 os.kill(pid, signal.SIGKILL)
                 killed = pid
         assert killed is not None, f"no busy Ray Train worker found\n{log.read_text()}"
-        proc.wait(timeout=240)
+        try:
+            proc.wait(timeout=240)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the search did not finish within 240 s of the kill\n{log.read_text()[-6000:]}")
         text = log.read_text()
         assert proc.returncode == 0, text
     finally:

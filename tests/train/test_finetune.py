@@ -41,3 +41,13 @@ def test_rejects_bad_deadlines(zoo, task):
     for bad in (0, -1, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="deadline_s"):
             finetune(zoo, Regime("tiny.digits-32px", 0.05, 0, 8, 1), task, deadline_s=bad)
+
+
+def test_on_epoch_reports_every_epoch_and_the_final_top1(zoo, task):
+    seen = []
+    r = finetune(
+        zoo, Regime("tiny.digits-32px", 0.05, 0, 16, 3), task, deadline_s=120, on_epoch=lambda e, a: seen.append((e, a))
+    )
+    assert [e for e, _ in seen] == [1, 2, 3]
+    assert all(0.0 <= a <= 1.0 for _, a in seen)
+    assert seen[-1][1] == r.accuracy  # the last report is the run's own evaluation

@@ -1,0 +1,130 @@
+"""Fine-tuning runs for the benchmarks: keyed by (task, regime, budget, seed), run on Ray, kept in a journal.
+
+A run's key is the SHA-1 of its canonical JSON, so the same regime on the same task under the same budget is
+fine-tuned once per benchmark run, whichever method asked for it (the oracle's grid, a baseline's pick, BOHB's
+incumbent). Each result is appended to ``runs.jsonl`` (flushed and fsynced) as it lands: a crashed or
+interrupted benchmark resumes where it stopped when run again in the same folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from nasoa.online.regime import Regime
+from nasoa.train.finetune import FinetuneResult
+
+log = logging.getLogger(__name__)
+
+_TASKS: dict[str, Any] = {}
+_ZOOS: dict[str, Any] = {}
+
+
+def run_key(spec: str, regime: Regime, budget_s: float, seed: int) -> str:
+    """Deterministic id of one fine-tuning run."""
+    text = json.dumps([spec, regime.regime_id, round(float(budget_s), 6), int(seed)], separators=(",", ":"))
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def finetune_once(
+    zoo_root: str, spec: str, regime: dict, budget_s: float, device: str, seed: int, threads: int
+) -> dict[str, Any]:
+    """Fine-tune one regime on one task under the budget (in a Ray worker); the result as a dict."""
+    import torch
+
+    from nasoa.data import make_task
+    from nasoa.train.finetune import finetune
+    from nasoa.zoo.store import Zoo
+
+    torch.set_num_threads(threads)  # Ray reuses worker processes with their old thread count
+    if spec not in _TASKS:
+        _TASKS[spec] = make_task(spec)
+    if zoo_root not in _ZOOS:
+        _ZOOS[zoo_root] = Zoo(zoo_root)
+    result = finetune(_ZOOS[zoo_root], Regime.from_dict(regime), _TASKS[spec], budget_s, device=device, seed=seed)
+    return result.to_dict()
+
+
+class FinetuneRuns:
+    """Cached, parallel fine-tuning of regimes under a budget.
+
+    Args:
+        path: The journal (``runs.jsonl``); existing results are reused.
+        zoo_root: The zoo the regimes' models come from.
+        device: Torch device of the runs.
+        seed: Fine-tuning seed (part of every key).
+        threads: Torch threads per run.
+        cpus_per_run: Ray CPUs reserved per run (runs at once = Ray's CPUs / this).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        zoo_root: str,
+        device: str = "cpu",
+        seed: int = 0,
+        threads: int = 1,
+        cpus_per_run: float = 1.0,
+    ) -> None:
+        self.path = Path(path)
+        self.zoo_root = str(zoo_root)
+        self.device, self.seed, self.threads, self.cpus_per_run = device, int(seed), int(threads), float(cpus_per_run)
+        self.results: dict[str, FinetuneResult] = {}
+        self.ran = 0
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                    self.results[row["key"]] = FinetuneResult(**row["result"])
+                except (ValueError, KeyError, TypeError):
+                    continue  # a torn last line from a crash: that run is redone
+            log.info("reusing %d fine-tuning runs from %s", len(self.results), self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def _append(self, key: str, spec: str, regime: Regime, budget_s: float, result: FinetuneResult) -> None:
+        row = {"key": key, "spec": spec, "regime": regime.to_dict(), "budget_s": budget_s, "seed": self.seed}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row | {"result": result.to_dict()}) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def evaluate(self, spec: str, budget_s: float, regimes: Sequence[Regime]) -> list[FinetuneResult]:
+        """The result of every regime on ``spec`` under ``budget_s`` (running those not yet run, in parallel)."""
+        import ray
+
+        keys = [run_key(spec, r, budget_s, self.seed) for r in regimes]
+        todo = {k: r for k, r in zip(keys, regimes, strict=True) if k not in self.results}
+        if todo:
+            remote = ray.remote(finetune_once).options(num_cpus=self.cpus_per_run)
+            pending = {
+                remote.remote(self.zoo_root, spec, r.to_dict(), budget_s, self.device, self.seed, self.threads): (k, r)
+                for k, r in todo.items()
+            }
+            t0, last = time.time(), time.time()
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                key, regime = pending.pop(done[0])
+                result = FinetuneResult(**ray.get(done[0]))
+                self.results[key] = result
+                self.ran += 1
+                self._append(key, spec, regime, budget_s, result)
+                if len(todo) > 4 and (time.time() - last > 30 or not pending):
+                    last = time.time()
+                    log.info(
+                        "  %s, budget %gs: %d/%d fine-tunes done (%.0fs)",
+                        spec,
+                        budget_s,
+                        len(todo) - len(pending),
+                        len(todo),
+                        time.time() - t0,
+                    )
+        return [self.results[k] for k in keys]
