@@ -50,6 +50,7 @@ class WorkQueue:
         self.closed = False
         self.in_flight: dict[str, tuple[Any, float]] = {}  # worker id -> (item, handed out at)
         self.slot_of: dict[str, str] = {}  # worker id -> slot
+        self.dead: set[str] = set()  # workers of a worker group that was restarted
         self.attempts: dict[str, int] = {}
         self.finished: set[str] = set()
         self.given_up: list[str] = []
@@ -66,13 +67,26 @@ class WorkQueue:
         return len(self.items)
 
     async def register(self, worker: str, slot: str) -> list[str]:
-        """A new worker in ``slot``: the slot's earlier workers are dead; requeues their items, returns the keys."""
+        """A new worker in ``slot``; if the slot had a live worker, the group restarted: requeue the old items.
+
+        Ray Train restarts the whole worker group, so a new process in an occupied slot means every worker
+        registered before it is gone: all of them are marked dead (a ``get`` call still pending for one of them,
+        which Ray does not cancel when its caller dies, then returns None instead of taking an item) and the items
+        they held are requeued. Returns the requeued keys.
+        """
         self.ready.setdefault(slot, time.time())
+        restart = any(s == slot and w != worker and w not in self.dead for w, s in self.slot_of.items())
         self.slot_of[worker] = slot
-        orphans = [w for w in self.in_flight if w != worker and self.slot_of.get(w) == slot]
+        if not restart:
+            return []
+        gone = [w for w in self.slot_of if w != worker and w not in self.dead]
+        self.dead.update(gone)
+        orphans = [w for w in gone if w in self.in_flight]
         keys = [item_key(self.in_flight[w][0]) for w in orphans]
         for w in orphans:
             await self._requeue(w, f"worker {w} died")
+        async with self.changed:
+            self.changed.notify_all()  # wake the dead workers' pending get calls
         return keys
 
     async def get(self, worker: str) -> Any:
@@ -82,8 +96,8 @@ class WorkQueue:
         self.ready.setdefault(self.slot_of.get(worker, worker), time.time())
         async with self.changed:
             while True:
-                await self.changed.wait_for(lambda: self.items or self.closed)
-                if not self.items:
+                await self.changed.wait_for(lambda: self.items or self.closed or worker in self.dead)
+                if worker in self.dead or not self.items:
                     return None
                 item = self.items.popleft()
                 if item_key(item) not in self.finished:

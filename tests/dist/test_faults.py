@@ -53,6 +53,22 @@ def test_queue_requeues_items_of_dead_workers_then_gives_up(ray_session):
     assert ray.get(sink.wait_for.remote(["a", "b"], 1.0))["b"].value == "ok"
 
 
+def test_a_dead_workers_pending_get_never_takes_a_requeued_item(ray_session):
+    sink = KeyedSink.remote()
+    q = WorkQueue.remote(sink, _gave_up, 2)
+    ray.get(q.put.remote([Out("a", "")]))
+    ray.get([q.register.remote("h:1/rank0", "rank0"), q.register.remote("h:2/rank1", "rank1")])
+    assert ray.get(q.get.remote("h:1/rank0")).key == "a"
+    waiting = q.get.remote("h:2/rank1")  # rank1 waits for work; then rank0 is killed and the group restarts
+    assert ray.get(q.register.remote("h:3/rank1", "rank1")) == ["a"]  # new rank1 first: the whole old group is gone
+    assert ray.get(waiting, timeout=10) is None  # the old rank1's call does not take "a"
+    assert ray.get(q.register.remote("h:4/rank0", "rank0")) == []  # the old rank0 was already accounted for
+    assert ray.get(q.get.remote("h:4/rank0")).key == "a"  # second attempt, on a live worker
+    assert ray.get(q.done.remote("h:4/rank0", "a", Out("a", "ok"), 0.1))
+    s = ray.get(q.stats.remote())
+    assert s["given_up"] == [] and s["evaluated"] == 1 and len(s["events"]) == 1
+
+
 def _procs() -> dict[int, tuple[int, str]]:
     """pid -> (parent pid, command line) of every process."""
     out = {}
