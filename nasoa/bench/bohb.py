@@ -10,7 +10,10 @@ BOHB's pick is its best fully trained regime.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +23,7 @@ from nasoa.bench.methods import Cell, Choice, Evaluate
 from nasoa.online.regime import Regime
 
 log = logging.getLogger(__name__)
+JOURNAL = "bohb_choices.jsonl"
 
 _TASKS: dict[str, Any] = {}
 _ZOOS: dict[str, Any] = {}
@@ -117,13 +121,59 @@ class BOHBSearch:
         return cs
 
     def choose(self, cell: Cell, evaluate: Evaluate) -> Choice:
+        if not cell.feasible:
+            return Choice(self.name, None, 0, 0.0, note="no regime fits the budget")
+        self.cells += 1
+        key = self._cell_key(cell)
+        done = self._journal().get(key)
+        if done is not None:
+            log.info("  bohb: reusing this cell's search from %s", self.storage / JOURNAL)
+            return done
+        choice = self._search(cell)
+        self._record(key, choice)
+        return choice
+
+    def _cell_key(self, cell: Cell) -> str:
+        ids = sorted(r.regime_id for r in cell.feasible)
+        text = json.dumps([cell.spec, cell.budget_s, ids, self.num_samples, self.reduction_factor, self.seed])
+        return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+    def _journal(self) -> dict[str, Choice]:
+        """Choices of cells searched before in this storage folder (a resumed benchmark does not search again)."""
+        path = self.storage / JOURNAL
+        out = {}
+        if path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    d = json.loads(line)
+                    regime = Regime.from_dict(d["regime"]) if d["regime"] else None
+                    trace = tuple((float(t), Regime.from_dict(r)) for t, r in d["trace"])
+                    out[d["key"]] = Choice(self.name, regime, d["fine_tunes"], d["choose_s"], trace, d["note"])
+                except (ValueError, KeyError, TypeError):
+                    continue  # a torn line from a crash: that cell is searched again
+        return out
+
+    def _record(self, key: str, choice: Choice) -> None:
+        self.storage.mkdir(parents=True, exist_ok=True)
+        row = {
+            "key": key,
+            "regime": choice.regime.to_dict() if choice.regime else None,
+            "fine_tunes": choice.fine_tunes,
+            "choose_s": choice.choose_s,
+            "trace": [[t, r.to_dict()] for t, r in choice.trace],
+            "note": choice.note,
+        }
+        with open(self.storage / JOURNAL, "a") as f:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _search(self, cell: Cell) -> Choice:
+        """Run BOHB on the cell with Ray Tune."""
         from ray import tune
         from ray.tune.schedulers import HyperBandForBOHB
         from ray.tune.search.bohb import TuneBOHB
 
-        if not cell.feasible:
-            return Choice(self.name, None, 0, 0.0, note="no regime fits the budget")
-        self.cells += 1
         schedule = cell.feasible[0].schedule
         static = {
             "spec": cell.spec,

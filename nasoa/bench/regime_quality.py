@@ -134,12 +134,15 @@ def run_regime_quality(cfg: Mapping[str, Any], zoo_root: str, state_dir: str | N
     device = pick_profile_device(entries, cfg.get("profile_device"))
     space = RegimeSpace.from_dict(cfg["regime_space"])
     cost = CostModel()
-    predictor = create_predictor(cfg["predictor"])
     rows = []
     store_path = Path(state_dir) / "experience" if state_dir else None
     if store_path is not None and store_path.exists():
         with ExperienceStore(store_path, readonly=True) as store:
             rows = store.rows()
+    predictor_name, predictor_kw, selection = cfg["predictor"], dict(cfg.get("predictor_kw") or {}), []
+    if predictor_name == "auto":
+        predictor_name, predictor_kw, selection = _select_predictor(zoo.entries(), rows, device)
+    predictor = create_predictor(predictor_name, **predictor_kw)
     # The predictor learns from the past runs of every zoo model (as the service does), then chooses among `models`.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # zoo entries not profiled on the device: their rows are skipped
@@ -230,6 +233,8 @@ def run_regime_quality(cfg: Mapping[str, Any], zoo_root: str, state_dir: str | N
         "profile_device": device,
         "device": cfg["device"],
         "past_runs": fitted,
+        "predictor": {"name": predictor_name, "kwargs": predictor_kw},
+        "predictor_selection": selection,
         "fine_tunes_run": runs.ran,
         "fine_tunes_reused": len(runs) - runs.ran,
         "regime_space": space.to_dict(),
@@ -241,6 +246,34 @@ def run_regime_quality(cfg: Mapping[str, Any], zoo_root: str, state_dir: str | N
     }
     (out / RESULT_FILE).write_text(json.dumps(report, indent=2))
     return report
+
+
+def _select_predictor(entries: list, rows: list, device: str) -> tuple[str, dict, list[dict]]:
+    """The predictor with the lowest leave-one-past-task-out regret on the experience (bayes_linear without any)."""
+    from nasoa.online.generator import RegimeGenerator
+    from nasoa.online.predictor import create_predictor
+    from nasoa.online.selection import leave_one_task_out
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        featurizer = RegimeGenerator(entries, create_predictor("mean"), device=device)
+    try:
+        scores = leave_one_task_out(featurizer, rows)
+    except ValueError as err:
+        log.info("predictor: bayes_linear (%s)", err)
+        return "bayes_linear", {}, []
+    for s in scores:
+        log.info(
+            "  predictor %-12s %-10s leave-one-past-task-out regret %.3f, mean abs error %.3f (%d tasks)",
+            s.name,
+            s.kwargs or "",
+            s.mean_regret,
+            s.mean_abs_error,
+            s.tasks,
+        )
+    best = scores[0]
+    log.info("predictor: %s %s (lowest regret on past tasks)", best.name, best.kwargs or "")
+    return best.name, dict(best.kwargs), [s.to_dict() for s in scores]
 
 
 def _row(ti, spec, budget, n_feasible, choice: Choice, result, predicted, wall) -> dict[str, Any]:  # noqa: ANN001
