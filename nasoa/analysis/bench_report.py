@@ -24,7 +24,7 @@ def plot_accuracy_vs_budget(rq: dict[str, Any], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     budgets = rq["budgets"]
     for method, s in rq["summary"]["methods"].items():
-        ys = [s["by_budget"].get(str(b)) for b in budgets]
+        ys = [s["by_budget"].get(f"{float(b):g}") for b in budgets]
         style = {"oracle": ":", "nasoa": "-"}.get(method, "--")
         ax.plot(
             budgets,
@@ -98,7 +98,7 @@ def _regime_section(rq: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {method} | {_f(s['mean_accuracy'])} | {_f(s['mean_regret'])} | {_f(s['max_regret'])} | "
             f"{_f(s['mean_fine_tunes'], '.1f')} | {_f(s['mean_choose_s'], '.1f')} | "
-            + " | ".join(_f(s["by_budget"].get(str(b))) for b in rq["budgets"])
+            + " | ".join(_f(s["by_budget"].get(f"{float(b):g}")) for b in rq["budgets"])
             + " |"
         )
     lines += ["", "Targets (full mode):", ""]

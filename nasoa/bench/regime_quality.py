@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 RESULT_FILE = "regime_quality.json"
 
 
+def budget_label(budget: float) -> str:
+    """The key of a budget in per-budget tables: ``2`` and ``2.0`` both give ``"2"``."""
+    return f"{float(budget):g}"
+
+
 def meta_key(row: Mapping[str, Any]) -> tuple:
     """What the predictor knows of a task: its name and meta-features (an experience row or ``TaskMeta.to_dict()``)."""
     name = row.get("task_name", row.get("name"))
@@ -349,7 +354,7 @@ def summarize(rows: list[dict[str, Any]], cfg: Mapping[str, Any]) -> dict[str, A
             "mean_choose_s": _mean([r["choose_s"] for r in mr]),
             "total_choose_s": sum(r["choose_s"] for r in mr),
             "by_budget": {
-                str(b): _mean([r["accuracy"] for r in mr if r["budget_s"] == float(b)]) for b in cfg["budgets"]
+                budget_label(b): _mean([r["accuracy"] for r in mr if r["budget_s"] == float(b)]) for b in cfg["budgets"]
             },
         }
     targets: dict[str, Any] = {}

@@ -19,13 +19,9 @@ RESULT_FILE = "search_efficiency.json"
 
 def compose_search(overrides: list[str]) -> dict[str, Any]:
     """``conf/search.yaml`` composed with ``overrides``, as a plain dict."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
+    from nasoa.dist.pipeline import compose_plain
 
-    from nasoa.dist.pipeline import CONF
-
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return OmegaConf.to_container(compose(config_name="search", overrides=overrides), resolve=False)
+    return compose_plain("search", overrides)
 
 
 def run_search_efficiency(cfg: Mapping[str, Any], out: Path) -> dict[str, Any]:

@@ -31,12 +31,17 @@ def stage_configs(out: Path, overrides: Mapping[str, Sequence[str]] | None = Non
         "collect": [f"collect.zoo_root={out / 'zoo'}", f"collect.experience_dir={out / 'state'}"],
         "stream": [f"stream.zoo_root={out / 'zoo'}", f"stream.state_dir={out / 'state'}"],
     }
-    configs = {}
+    return {stage: compose_plain(stage, [*wiring[stage], *overrides.get(stage, [])]) for stage in STAGES}
+
+
+def compose_plain(name: str, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """``conf/<name>.yaml`` composed with ``overrides`` as a plain dict; works inside a running Hydra app too."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():  # e.g. called from launch/benchmark.py: reuse its config search path
+        return OmegaConf.to_container(compose(config_name=name, overrides=list(overrides)), resolve=False)
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        for stage in STAGES:
-            cfg = compose(config_name=stage, overrides=[*wiring[stage], *overrides.get(stage, [])])
-            configs[stage] = OmegaConf.to_container(cfg, resolve=False)
-    return configs
+        return OmegaConf.to_container(compose(config_name=name, overrides=list(overrides)), resolve=False)
 
 
 def run_pipeline(out: str | Path, overrides: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:

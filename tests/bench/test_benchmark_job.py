@@ -60,6 +60,7 @@ def test_quick_benchmark_runs_every_benchmark_and_writes_the_report(tmp_path):
     rq = json.loads((run / "regime_quality.json").read_text())
     methods = rq["summary"]["methods"]
     assert set(methods) == {"oracle", "nasoa", "default", "regnet_series", "efficientnet_series", "random", "bohb"}
+    assert all(v is not None for s in methods.values() for v in s["by_budget"].values())
     cells = {(r["task"], r["budget_s"]) for r in rq["rows"]}
     assert len(cells) == len(rq["tasks"]) * len(rq["budgets"])
     for r in rq["rows"]:  # every method picks from the same feasible grid the oracle ran exhaustively

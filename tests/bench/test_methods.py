@@ -163,3 +163,19 @@ def test_summary_checks_the_targets_from_the_rows():
     assert not t["beats_regnet_series"]["met"] and not t["within_1pct_of_oracle"]["met"]
     assert not t["bohb_accuracy_at_40x_less_compute"]["met"]
     assert math.isclose(s["methods"]["nasoa"]["mean_regret"], 0.005)
+
+
+def test_bohb_reuses_a_journaled_cell_search_without_ray(tmp_path):
+    from nasoa.bench.bohb import BOHBSearch
+    from nasoa.bench.methods import Choice
+
+    search = BOHBSearch("zoo", tmp_path / "tune", num_samples=4)
+    c = cell()
+    regime = c.feasible[3]
+    done = Choice("bohb", regime, 4, 12.5, ((3.0, c.feasible[0]), (12.5, regime)), "2 of 4 trials trained fully")
+    search._record(search._cell_key(c), done)
+    with open(tmp_path / "tune" / "bohb_choices.jsonl", "a") as f:
+        f.write('{"key": "torn')
+    assert search.choose(c, Counting()) == done  # no Tune run: the journal answers
+    other = BOHBSearch("zoo", tmp_path / "tune", num_samples=8)
+    assert other._cell_key(c) != search._cell_key(c)  # a different search is not reused
