@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -35,6 +36,7 @@ def plot_accuracy_vs_budget(rq: dict[str, Any], path: Path) -> Path:
             linewidth=2.2 if method == "nasoa" else 1.2,
         )
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xticks(budgets)
     ax.set_xticklabels([f"{b:g}" for b in budgets])
     ax.set_xlabel("time budget per fine-tune (s)")
@@ -63,7 +65,11 @@ def plot_zoo_efficiency(ze: dict[str, Any], path: Path) -> Path:
     )
     for m in refs:
         ax.annotate(m["name"], (m["train_step_ms"], m["top1"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    for m in zoo:
+        ax.annotate(m["name"], (m["train_step_ms"], m["top1"]), fontsize=6, xytext=(2, -8), textcoords="offset points")
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.set_xlabel(f"training step (ms, batch {ze['batch_size']}, {ze['resolution']}px, {ze['device']})")
     ax.set_ylabel(f"top-1 on the source task ({ze['source']})")
     ax.set_title("Training efficiency of the zoo")
