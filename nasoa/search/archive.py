@@ -182,8 +182,14 @@ def write_parquet_atomic(table: pa.Table, path: Path) -> None:
 
 
 def read_parquet_checked(path: Path) -> pa.Table:
-    """Read a Parquet file; a truncated or corrupt file raises ``ValueError`` naming it."""
+    """Read a Parquet file; a truncated or corrupt file raises ``ValueError`` naming it.
+
+    The bytes are read through one open file, so a writer replacing the file meanwhile (``write_parquet_atomic``)
+    cannot mix two versions: reading by path, pyarrow may open it twice (footer, then pages).
+    """
     try:
-        return pq.read_table(path)
+        with open(path, "rb") as f:
+            data = f.read()
+        return pq.read_table(pa.BufferReader(data))
     except (pa.ArrowInvalid, OSError) as err:
         raise ValueError(f"{path} is corrupt or truncated ({err}); restore it from a backup or move it away") from err

@@ -62,6 +62,28 @@ def test_corrupt_archive_names_the_file(tmp_path):
         ParetoArchive.load(tmp_path)
 
 
+def test_reads_never_see_a_file_being_replaced(tmp_path):
+    import threading
+
+    stop = threading.Event()
+
+    def writer():
+        n = 1
+        while not stop.is_set():  # archives of changing size, replaced atomically, as fast as possible
+            n = n % 40 + 1
+            ParetoArchive(tuple(rec(i, 0.5 + i / 100, 10 + i) for i in range(n))).save(tmp_path)
+
+    ParetoArchive().add(rec(1, 0.5, 10)).save(tmp_path)
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        sizes = {len(ParetoArchive.load(tmp_path)) for _ in range(300)}  # a mixed read would raise ValueError
+    finally:
+        stop.set()
+        thread.join()
+    assert sizes <= set(range(1, 41))
+
+
 def test_duplicate_archids_are_refused():
     with pytest.raises(ValueError, match="unique"):
         ParetoArchive((rec(1, 0.5, 1), rec(1, 0.6, 2)))
