@@ -20,6 +20,23 @@ def _load(run_dir: Path, name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _log_x(ax: Any) -> None:
+    """A log x axis labelled with plain numbers at the major ticks only."""
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+
+
+def _save(fig: Any, ax: Any, path: Path) -> Path:
+    """Grid, legend, tight layout; write the PNG and free the figure."""
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot_accuracy_vs_budget(rq: dict[str, Any], path: Path) -> Path:
     """Mean top-1 over the stream's tasks against the time budget, one line per method (the paper's figure)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
@@ -35,19 +52,13 @@ def plot_accuracy_vs_budget(rq: dict[str, Any], path: Path) -> Path:
             label=method,
             linewidth=2.2 if method == "nasoa" else 1.2,
         )
-    ax.set_xscale("log")
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    _log_x(ax)
     ax.set_xticks(budgets)
     ax.set_xticklabels([f"{b:g}" for b in budgets])
     ax.set_xlabel("time budget per fine-tune (s)")
     ax.set_ylabel(f"mean top-1 over {len(rq['tasks'])} new tasks")
     ax.set_title("Regime quality under a time budget")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path)
 
 
 def plot_zoo_efficiency(ze: dict[str, Any], path: Path) -> Path:
@@ -67,18 +78,11 @@ def plot_zoo_efficiency(ze: dict[str, Any], path: Path) -> Path:
         ax.annotate(m["name"], (m["train_step_ms"], m["top1"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
     for m in zoo:
         ax.annotate(m["name"], (m["train_step_ms"], m["top1"]), fontsize=6, xytext=(2, -8), textcoords="offset points")
-    ax.set_xscale("log")
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    _log_x(ax)
     ax.set_xlabel(f"training step (ms, batch {ze['batch_size']}, {ze['resolution']}px, {ze['device']})")
     ax.set_ylabel(f"top-1 on the source task ({ze['source']})")
     ax.set_title("Training efficiency of the zoo")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path)
 
 
 def _f(x: Any, fmt: str = ".3f") -> str:
