@@ -29,7 +29,8 @@ from nasoa.bench.methods import (
     SeriesUpperBound,
 )
 from nasoa.bench.runs import FinetuneRuns
-from nasoa.online.regime import CostModel, RegimeSpace, predict_time_s
+from nasoa.online.regime import CostModel, RegimeSpace, feasible_regimes
+from nasoa.online.selection import task_key
 
 log = logging.getLogger(__name__)
 RESULT_FILE = "regime_quality.json"
@@ -38,12 +39,6 @@ RESULT_FILE = "regime_quality.json"
 def budget_label(budget: float) -> str:
     """The key of a budget in per-budget tables: ``2`` and ``2.0`` both give ``"2"``."""
     return f"{float(budget):g}"
-
-
-def meta_key(row: Mapping[str, Any]) -> tuple:
-    """What the predictor knows of a task: its name and meta-features (an experience row or ``TaskMeta.to_dict()``)."""
-    name = row.get("task_name", row.get("name"))
-    return (name, row.get("num_classes"), row.get("num_train"), row.get("resolution"), row.get("channels"))
 
 
 def select_entries(entries: list, models: list[str] | None) -> list:
@@ -55,21 +50,6 @@ def select_entries(entries: list, models: list[str] | None) -> list:
     if missing:
         raise ValueError(f"models {missing} are not in the zoo; it has: {sorted(e.name for e in entries)}")
     return [by[m] for m in models]
-
-
-def feasible_regimes(entries: list, space: RegimeSpace, meta: Any, budget_s: float, device: str, cost: CostModel):
-    """Every regime of ``space`` over ``entries`` predicted to fit ``budget_s`` and its predicted seconds."""
-    fits, predicted = [], {}
-    for entry in entries:
-        for regime in space.enumerate(entry, device):
-            try:
-                t = predict_time_s(entry, regime, meta, device, cost)
-            except KeyError:
-                continue
-            if t <= budget_s:
-                fits.append(regime)
-                predicted[regime.regime_id] = t
-    return tuple(fits), predicted
 
 
 def build_methods(cfg: Mapping[str, Any], names: dict[str, str], generator: Any, zoo_root: str, out: Path):
@@ -153,9 +133,9 @@ def run_regime_quality(cfg: Mapping[str, Any], zoo_root: str, state_dir: str | N
         warnings.simplefilter("ignore")  # zoo entries not profiled on the device: their rows are skipped
         fitted = RegimeGenerator(zoo.entries(), predictor, device=device).fit(rows) if rows else 0
     generator = RegimeGenerator(entries, predictor, space=space, device=device, cost_model=cost)
-    seen = {meta_key(r) for r in rows}
+    seen = {task_key(r) for r in rows}
     stream = [make_task(spec) for spec in cfg["tasks"]]
-    reused = [spec for spec, t in zip(cfg["tasks"], stream, strict=True) if meta_key(t.meta.to_dict()) in seen]
+    reused = [spec for spec, t in zip(cfg["tasks"], stream, strict=True) if task_key(t.meta.to_dict()) in seen]
     if reused:
         raise ValueError(
             f"stream tasks {reused} look like tasks the experience was built from (same name, classes, images, "

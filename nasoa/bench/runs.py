@@ -22,9 +22,6 @@ from nasoa.train.finetune import FinetuneResult
 
 log = logging.getLogger(__name__)
 
-_TASKS: dict[str, Any] = {}
-_ZOOS: dict[str, Any] = {}
-
 
 def run_key(spec: str, regime: Regime, budget_s: float, seed: int) -> str:
     """Deterministic id of one fine-tuning run."""
@@ -38,16 +35,13 @@ def finetune_once(
     """Fine-tune one regime on one task under the budget (in a Ray worker); the result as a dict."""
     import torch
 
-    from nasoa.data import make_task
+    from nasoa.dist.worker_cache import cached_task, cached_zoo
     from nasoa.train.finetune import finetune
-    from nasoa.zoo.store import Zoo
 
     torch.set_num_threads(threads)  # Ray reuses worker processes with their old thread count
-    if spec not in _TASKS:
-        _TASKS[spec] = make_task(spec)
-    if zoo_root not in _ZOOS:
-        _ZOOS[zoo_root] = Zoo(zoo_root)
-    result = finetune(_ZOOS[zoo_root], Regime.from_dict(regime), _TASKS[spec], budget_s, device=device, seed=seed)
+    result = finetune(
+        cached_zoo(zoo_root), Regime.from_dict(regime), cached_task(spec), budget_s, device=device, seed=seed
+    )
     return result.to_dict()
 
 

@@ -17,15 +17,9 @@ log = logging.getLogger(__name__)
 RESULT_FILE = "search_efficiency.json"
 
 
-def compose_search(overrides: list[str]) -> dict[str, Any]:
-    """``conf/search.yaml`` composed with ``overrides``, as a plain dict."""
-    from nasoa.dist.pipeline import compose_plain
-
-    return compose_plain("search", overrides)
-
-
 def run_search_efficiency(cfg: Mapping[str, Any], out: Path) -> dict[str, Any]:
     """Run the search once per worker count; returns what it writes."""
+    from nasoa.dist.pipeline import compose_plain
     from nasoa.dist.search_job import run_search_job
 
     t0 = time.time()
@@ -37,7 +31,7 @@ def run_search_efficiency(cfg: Mapping[str, Any], out: Path) -> dict[str, Any]:
         if cfg.get("ray_temp_dir"):
             overrides.append(f"trainer.ray_temp_dir={cfg['ray_temp_dir']}")
         log.info("search efficiency: %d worker(s) -> %s", workers, run_dir)
-        s = run_search_job(compose_search(overrides), run_dir)
+        s = run_search_job(compose_plain("search", overrides), run_dir)
         evaluating_wall = max(s["worker_wall_s"] - s["startup_s"], 1e-9)
         runs.append(
             {

@@ -43,17 +43,10 @@ def matched_speedups(models: list[dict[str, Any]], tolerance: float) -> list[dic
 
 def front(models: list[dict[str, Any]]) -> list[str]:
     """Names of the ET-NAS models no other ET-NAS model beats on both top-1 and step time."""
-    zoo = [m for m in models if m["kind"] == "etnas"]
-    return [
-        m["name"]
-        for m in zoo
-        if not any(
-            o["top1"] >= m["top1"]
-            and o["train_step_ms"] <= m["train_step_ms"]
-            and (o["top1"] > m["top1"] or o["train_step_ms"] < m["train_step_ms"])
-            for o in zoo
-        )
-    ]
+    from nasoa.search.archive import dominates
+
+    points = {m["name"]: (-m["top1"], m["train_step_ms"]) for m in models if m["kind"] == "etnas"}
+    return [name for name, p in points.items() if not any(dominates(q, p) for q in points.values())]
 
 
 def run_zoo_efficiency(cfg: Mapping[str, Any], zoo_root: str, out: Path) -> dict[str, Any]:

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from ray.tune import Callback
 
-from nasoa.online.regime import Regime, RegimeSpace, predict_time_s
+from nasoa.dist.worker_cache import cached_task, cached_zoo, spec_key
+from nasoa.online.regime import Regime, RegimeSpace, feasible_regimes
 
 if TYPE_CHECKING:
     from nasoa.data.meta import TaskMeta
@@ -112,11 +113,6 @@ class PlannedTrial:
     predicted_s: float
 
 
-def spec_key(spec: Any) -> str:
-    """A task spec as a stable string (dict specs as sorted JSON); also the rows' ``task_name``."""
-    return spec if isinstance(spec, str) else json.dumps(spec, sort_keys=True, separators=(",", ":"))
-
-
 def feedback_id(spec: Any, regime_id: str, seed: int) -> str:
     """Deterministic row id of a collected run: the same task spec, regime and seed give the same id."""
     text = json.dumps([spec_key(spec), regime_id, int(seed)], separators=(",", ":"))
@@ -148,18 +144,10 @@ def plan_trials(
     Models are visited round-robin in a seeded order (reshuffled each round); each visit draws one of that model's
     remaining regimes uniformly. Regimes without a profile on ``device`` are left out.
     """
+    fits, predicted_s = feasible_regimes(entries, space, meta, max_s, device)
     by_model: dict[str, list[tuple[Regime, float]]] = {}
-    for entry in entries:
-        fits = []
-        for regime in space.enumerate(entry, device):
-            try:
-                predicted = predict_time_s(entry, regime, meta, device)
-            except KeyError:
-                continue
-            if predicted <= max_s:
-                fits.append((regime, predicted))
-        if fits:
-            by_model[entry.key] = fits
+    for regime in fits:
+        by_model.setdefault(regime.model, []).append((regime, predicted_s[regime.regime_id]))
     rng = random.Random(f"{seed}:{spec_key(spec)}")
     picked: list[PlannedTrial] = []
     while len(picked) < k and by_model:
@@ -180,32 +168,20 @@ def plan_trials(
 
 # -- the trial (runs in a Tune actor) ------------------------------------------------------------------------------
 
-_TASKS: dict[str, Any] = {}
-_ZOOS: dict[str, Any] = {}
-
-
 def collect_trial(config: Mapping[str, Any]) -> None:
     """Tune function trainable: fine-tune one regime on one task under the deadline and report the result."""
     import torch
     from ray import tune
 
-    from nasoa.data import make_task
     from nasoa.train.finetune import finetune
-    from nasoa.zoo.store import Zoo
 
     t0 = time.perf_counter()
     trial = config["trial"]
     torch.set_num_threads(int(trial["threads"]))  # Ray reuses worker processes with their old thread count
-    spec = trial["spec"]
-    key = spec_key(spec)
-    if key not in _TASKS:
-        _TASKS[key] = make_task(spec)
-    if trial["zoo_root"] not in _ZOOS:
-        _ZOOS[trial["zoo_root"]] = Zoo(trial["zoo_root"])
     result = finetune(
-        _ZOOS[trial["zoo_root"]],
+        cached_zoo(trial["zoo_root"]),
         Regime.from_dict(trial["regime"]),
-        _TASKS[key],
+        cached_task(trial["spec"]),
         deadline_s=float(trial["max_trial_s"]),
         device=trial["device"],
         seed=int(trial["seed"]),

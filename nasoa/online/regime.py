@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 import numbers
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
@@ -246,6 +246,31 @@ def predict_time_s(
         KeyError: If the entry has no profile on ``device`` for the regime's frozen stages.
     """
     return (cost or CostModel()).time_s(entry, regime, task, device)
+
+
+def feasible_regimes(
+    entries: Iterable[ZooEntry],
+    space: RegimeSpace,
+    task: TaskMeta,
+    budget_s: float,
+    device: str,
+    cost: CostModel | None = None,
+) -> tuple[tuple[Regime, ...], dict[str, float]]:
+    """The regimes of ``space`` over ``entries`` predicted to fit ``budget_s``, in grid order.
+
+    Returns them with their predicted seconds by regime id; regimes without a profile on ``device`` are left out.
+    """
+    fits, predicted = [], {}
+    for entry in entries:
+        for regime in space.enumerate(entry, device):
+            try:
+                t = predict_time_s(entry, regime, task, device, cost)
+            except KeyError:
+                continue
+            if t <= budget_s:
+                fits.append(regime)
+                predicted[regime.regime_id] = t
+    return tuple(fits), predicted
 
 
 @dataclass(frozen=True)

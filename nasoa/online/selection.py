@@ -45,8 +45,12 @@ class CandidateScore:
 
 
 def task_key(row: Mapping[str, Any]) -> tuple:
-    """Rows of one past task share this key: its name and meta-features."""
-    return tuple(row.get(k) for k in ("task_name", "num_classes", "num_train", "resolution", "channels"))
+    """What the predictor knows of a task: its name and meta-features; rows of one past task share it.
+
+    Takes an experience row (``task_name``) or a ``TaskMeta.to_dict()`` (``name``).
+    """
+    name = row.get("task_name", row.get("name"))
+    return (name, *(row.get(k) for k in ("num_classes", "num_train", "resolution", "channels")))
 
 
 def leave_one_task_out(

@@ -24,10 +24,10 @@ def test_full_config_composes_with_every_method_and_four_budgets():
 
 
 def test_stream_tasks_are_not_the_experience_tasks():
-    from nasoa.bench.regime_quality import meta_key
+    from nasoa.online.selection import task_key
 
-    stream = {meta_key(make_task(s).meta.to_dict()) for s in compose_config("benchmark")["regime_quality"]["tasks"]}
-    past = {meta_key(make_task(s).meta.to_dict()) for s in compose_config("collect")["collect"]["tasks"]}
+    stream = {task_key(make_task(s).meta.to_dict()) for s in compose_config("benchmark")["regime_quality"]["tasks"]}
+    past = {task_key(make_task(s).meta.to_dict()) for s in compose_config("collect")["collect"]["tasks"]}
     assert len(stream) == 3 and not stream & past
 
 

@@ -15,11 +15,11 @@ from nasoa.bench.methods import (
     best_of,
     recipe_regime,
 )
-from nasoa.bench.regime_quality import compute_to_match, feasible_regimes, select_entries, summarize
+from nasoa.bench.regime_quality import compute_to_match, select_entries, summarize
 from nasoa.data.meta import TaskMeta
 from nasoa.online.generator import RegimeGenerator
 from nasoa.online.predictor import create_predictor
-from nasoa.online.regime import CostModel, Regime, RegimeSpace
+from nasoa.online.regime import CostModel, Regime, RegimeSpace, feasible_regimes
 from nasoa.train.finetune import FinetuneResult
 from nasoa.zoo import read_manifest
 
