@@ -102,7 +102,7 @@ APP_NAME = "nasoa"
 class TaskIn(BaseModel):
     """Task meta-features."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     num_classes: int = Field(gt=0, le=100_000, description="number of classes")
     num_train: int = Field(gt=0, le=100_000_000, description="number of training images")
     resolution: int = Field(gt=0, le=4096, description="image side in pixels")
@@ -113,7 +113,7 @@ class TaskIn(BaseModel):
 class RegimeQuery(BaseModel):
     """A task and its time budget."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     task: TaskIn
     budget_s: float = Field(gt=0, le=1e7, allow_inf_nan=False, description="wall-clock budget in seconds")
     top_k: int = Field(3, ge=0, le=20, description="how many alternatives to return")
@@ -122,7 +122,7 @@ class RegimeQuery(BaseModel):
 class RegimeIn(BaseModel):
     """The regime that ran (extra fields of a /v1/regime answer are ignored)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
     model: str = Field(min_length=1, max_length=200, description="zoo key")
     lr: float = Field(gt=0, le=10, allow_inf_nan=False)
     frozen_stages: int = Field(ge=0, le=64)
@@ -134,7 +134,7 @@ class RegimeIn(BaseModel):
 class ResultIn(BaseModel):
     """What the run achieved."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     accuracy: float = Field(ge=0, le=1, allow_inf_nan=False)
     time_s: float = Field(ge=0, le=1e8, allow_inf_nan=False)
     finished: bool = True
@@ -144,7 +144,7 @@ class ResultIn(BaseModel):
 class Feedback(BaseModel):
     """A finished fine-tuning run to learn from."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     task: TaskIn
     regime: RegimeIn
     result: ResultIn

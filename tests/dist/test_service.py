@@ -136,6 +136,12 @@ def test_replica_answers_equal_the_actors_and_follow_its_learning(service):
         ({"task": {**TASK, "num_classes": 0}, "budget_s": 60}, 422, "num_classes"),
         ({"task": TASK, "budget_s": 60, "extra": 1}, 422, "extra"),
         ({"task": TASK}, 422, "budget_s: Field required"),
+        # The schema's types are kept strictly: no bool-as-int, no numbers in strings (schemathesis ST201)
+        ({"task": {**TASK, "channels": True}, "budget_s": 60}, 422, "task.channels: Input should be a valid integer"),
+        ({"task": {**TASK, "num_train": "900"}, "budget_s": 60}, 422, "task.num_train"),
+        ({"task": TASK, "budget_s": "60"}, 422, "budget_s: Input should be a valid number"),
+        ({"task": TASK, "budget_s": True}, 422, "budget_s"),
+        ({"task": TASK, "budget_s": 60, "top_k": 2.5}, 422, "top_k"),
     ],
 )
 def test_bad_regime_queries_get_4xx_with_a_message(running, payload, status, words):

@@ -143,7 +143,9 @@ def test_fuzz_the_openapi_schema_over_http(running):
     checks = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
     cli = Path(sys.executable).parent / "schemathesis"
     command = [str(cli), "run", f"{client.base_url}/openapi.json", "--checks", checks + ",negative_data_rejection"]
-    command += ["--max-examples", str(FUZZ_EXAMPLES), "--workers", "2", "--phases", "examples,coverage,fuzzing"]
+    # One worker: schemathesis workers are threads, and CPython 3.11's ast.parse (hypothesis calls it to describe
+    # strategies) can raise a spurious "AST constructor recursion depth mismatch" SystemError under threads (gh-106905).
+    command += ["--max-examples", str(FUZZ_EXAMPLES), "--workers", "1", "--phases", "examples,coverage,fuzzing"]
     done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=900 if LONG else 120)
     print(done.stdout[-3000:])
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
