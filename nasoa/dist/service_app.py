@@ -34,6 +34,7 @@ from ray import serve
 from nasoa.online.generator import RegimeGenerator
 from nasoa.online.predictor import predictor_from_state
 from nasoa.online.service import AdaptationService, ServiceSettings, make_generator, propose_answer
+from nasoa.zoo.manifest import read_manifest
 
 log = logging.getLogger("nasoa.service")
 ACTOR_NAME = "nasoa-adaptation"
@@ -250,7 +251,25 @@ def create_api(settings: ServiceSettings) -> FastAPI:
     async def zoo(request: Request) -> Any:
         return answer(await call(request, "zoo"))
 
+    document_zoo_keys(api, sorted(e.key for e in read_manifest(settings.zoo_root)))
     return api
+
+
+def document_zoo_keys(api: FastAPI, keys: list[str]) -> None:
+    """Make the OpenAPI schema name the zoo keys ``/v1/feedback`` accepts (an ``enum`` on ``regime.model``).
+
+    Validation stays in the actor (an unknown key is a 404 with a message); the enum tells clients, ``/docs`` and
+    schema fuzzers which keys exist, so generated feedback reaches the storing path.
+    """
+    generate = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            schema = generate()
+            schema["components"]["schemas"]["RegimeIn"]["properties"]["model"]["enum"] = keys
+        return api.openapi_schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
 
 
 def _finite(value: Any) -> Any:

@@ -79,7 +79,9 @@ def test_smallest_query_feedback_and_restart(service):
     assert again["duplicate"] is True
     zoo = client.get("/v1/zoo").json()
     assert {e["key"] for e in zoo} == {"tiny.digits-32px", "mnv3s.digits-32px"}
-    assert client.get("/openapi.json").json()["paths"].keys() >= {"/v1/regime", "/v1/feedback", "/v1/health"}
+    schema = client.get("/openapi.json").json()
+    assert schema["paths"].keys() >= {"/v1/regime", "/v1/feedback", "/v1/health"}
+    assert schema["components"]["schemas"]["RegimeIn"]["properties"]["model"]["enum"] == sorted(e["key"] for e in zoo)
     assert client.get("/docs").status_code == 200
 
 
