@@ -95,6 +95,10 @@ class Predictor(ABC):
     def predict(self, X: np.ndarray) -> MeanVar:
         """Predictive mean and variance for each row of ``X``."""
 
+    def predict_mean(self, X: np.ndarray) -> np.ndarray:
+        """``predict(X).mean``, for predictors whose variance costs extra to skip it."""
+        return self.predict(X).mean
+
     @property
     @abstractmethod
     def num_samples(self) -> int:
@@ -156,6 +160,10 @@ def predictor_from_state(state: Mapping[str, Any]) -> Predictor:
 
 def _clip(mean: np.ndarray, bounds: tuple[float, float] | None) -> np.ndarray:
     return mean if bounds is None else np.clip(mean, bounds[0], bounds[1])
+
+
+#: Rows per block in :meth:`BayesianLinearPredictor.predict`.
+PREDICT_BLOCK = 1024
 
 
 @register_predictor("bayes_linear")
@@ -261,11 +269,22 @@ class BayesianLinearPredictor(Predictor):
         self._cov = np.diag(prior_std**2)
 
     def _basis(self, X: np.ndarray) -> np.ndarray:
-        z = np.clip((X - self._center) / self._scale, -self.params["clip_z"], self.params["clip_z"])
-        parts = [np.ones((len(X), 1)), z]
-        if len(self._rff_b):
-            parts.append(math.sqrt(2.0 / len(self._rff_b)) * np.cos(z @ self._rff_w.T + self._rff_b))
-        return np.hstack(parts)
+        """Rows ``[1, z, sqrt(2/R) cos(z W^T + b)]``, ``z`` the standardized and clipped inputs (filled in place)."""
+        d, r = X.shape[1], len(self._rff_b)
+        phi = np.empty((len(X), 1 + d + r))
+        phi[:, 0] = 1.0
+        z = phi[:, 1 : 1 + d]
+        np.subtract(X, self._center, out=z)
+        z /= self._scale
+        np.clip(z, -self.params["clip_z"], self.params["clip_z"], out=z)
+        if r:
+            # Cosine in float32: numpy's float64 cos was most of a cold /v1/regime query (5,832 x 64 phases: 4.7 ms
+            # vs 0.44 ms here). Phases stay small (|z| <= clip_z), so float32 costs ~1e-6 absolute at most.
+            phase = (z @ self._rff_w.T + self._rff_b).astype(np.float32)
+            np.cos(phase, out=phase)
+            phase *= math.sqrt(2.0 / r)
+            phi[:, 1 + d :] = phase
+        return phi
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> BayesianLinearPredictor:
         X, y = _check_xy(X, y)
@@ -304,9 +323,29 @@ class BayesianLinearPredictor(Predictor):
         if self._center is None:
             prior = np.full(len(X), self.params["prior_mean"])
             return MeanVar(_clip(prior, self._bounds), np.full(len(X), self.params["intercept_std"] ** 2 + noise_var))
-        Phi = self._basis(X)
-        var = ((Phi @ self._cov) * Phi).sum(axis=1)
-        return MeanVar(_clip(Phi @ self._mean, self._bounds), np.maximum(var, 0.0) + noise_var)
+        mean, var = self._posterior(X, with_var=True)
+        return MeanVar(_clip(mean, self._bounds), np.maximum(var, 0.0) + noise_var)
+
+    def predict_mean(self, X: np.ndarray) -> np.ndarray:
+        X, _ = _check_xy(X, None, self.dim)
+        if self._center is None:
+            return _clip(np.full(len(X), self.params["prior_mean"]), self._bounds)
+        return _clip(self._posterior(X, with_var=False)[0], self._bounds)
+
+    def _posterior(self, X: np.ndarray, with_var: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Posterior mean (and variance) of the linear model, computed by blocks of rows.
+
+        Blocks keep the temporaries small (a new task's first query scores ~6,000 regimes), and ``predict`` and
+        ``predict_mean`` give the same means to the bit.
+        """
+        mean = np.empty(len(X))
+        var = np.empty(len(X)) if with_var else None
+        for lo in range(0, len(X), PREDICT_BLOCK):
+            phi = self._basis(X[lo : lo + PREDICT_BLOCK])
+            mean[lo : lo + len(phi)] = phi @ self._mean
+            if var is not None:
+                var[lo : lo + len(phi)] = ((phi @ self._cov) * phi).sum(axis=1)
+        return mean, var
 
     def to_state(self) -> dict[str, Any]:
         state: dict[str, Any] = {"name": self.name, "version": STATE_VERSION, "params": dict(self.params)}

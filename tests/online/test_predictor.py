@@ -45,6 +45,7 @@ def test_contract(name):
     p = create_predictor(name)
     prior = p.predict(X[:3])
     assert prior.mean.shape == prior.var.shape == (3,) and (prior.var > 0).all()
+    np.testing.assert_array_equal(p.predict_mean(X[:3]), prior.mean)
     assert p.fit(X[:50], y[:50]) is p and p.num_samples == 50
     p.update(X[50:52], y[50:52])
     p.update(X[52], y[52:53])
@@ -52,6 +53,7 @@ def test_contract(name):
     mean, var = p.predict(X)
     assert mean.shape == var.shape == (60,) and np.isfinite(mean).all() and (var > 0).all()
     assert ((mean >= 0) & (mean <= 1)).all()
+    np.testing.assert_array_equal(p.predict_mean(X), mean)  # the same numbers, without the variance
     state = json.loads(json.dumps(p.to_state()))
     q = predictor_from_state(state)
     assert type(q) is type(p) and q.num_samples == p.num_samples
