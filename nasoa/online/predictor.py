@@ -327,9 +327,9 @@ class BayesianLinearPredictor(Predictor):
         return MeanVar(_clip(mean, self._bounds), np.maximum(var, 0.0) + noise_var)
 
     def predict_mean(self, X: np.ndarray) -> np.ndarray:
-        X, _ = _check_xy(X, None, self.dim)
         if self._center is None:
-            return _clip(np.full(len(X), self.params["prior_mean"]), self._bounds)
+            return self.predict(X).mean  # the prior
+        X, _ = _check_xy(X, None, self.dim)
         return _clip(self._posterior(X, with_var=False)[0], self._bounds)
 
     def _posterior(self, X: np.ndarray, with_var: bool) -> tuple[np.ndarray, np.ndarray | None]:
