@@ -12,6 +12,14 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # 2 busy cores: spinning Op
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# Reproducible property tests: the "ci" profile (the default) derives every draw from the test itself, so a failure
+# seen once is seen on every run, and prints the @reproduce_failure blob to replay it. HYPOTHESIS_PROFILE=explore
+# draws at random (hypothesis's own default) to look for new failures; its failures print their blob too.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True, deadline=None)
+settings.register_profile("explore", print_blob=True, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 torch.set_num_threads(1)  # 2 threads on 2 busy cores (Ray workers beside) thrash
 

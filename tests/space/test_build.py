@@ -4,11 +4,12 @@ from hypothesis import HealthCheck, given, settings
 
 from nasoa.space import ETNAS, build, parse
 
-from .strategies import encodings
+from .strategies import encodings, with_edge_cases
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 @given(arch=encodings())
+@with_edge_cases()
 def test_random_encodings_train_without_nans(arch):
     torch.manual_seed(0)
     model = build(arch, num_classes=3)

@@ -7,7 +7,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from nasoa.space import ETNAS, RESNET50_DEEP_STEM, build, complexity, parse
 from nasoa.space.zoo_names import PUBLISHED
 
-from .strategies import encodings
+from .strategies import encodings, with_edge_cases
 
 
 def _published_tolerance(value: float, decimals: int, rel: float) -> float:
@@ -39,6 +39,7 @@ def test_resnet50_deep_stem_counts():
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 @given(arch=encodings())
+@with_edge_cases()
 def test_analytic_params_equal_module_params(arch):
     model = build(arch, num_classes=7)
     assert complexity(arch, resolution=32, num_classes=7).params == sum(p.numel() for p in model.parameters())
@@ -46,6 +47,7 @@ def test_analytic_params_equal_module_params(arch):
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 @given(arch=encodings(), resolution=st.sampled_from([32, 40, 57]))
+@with_edge_cases(resolution=57)
 def test_analytic_macs_match_flop_counter(arch, resolution):
     model = build(arch, num_classes=5).eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
