@@ -129,6 +129,7 @@ class ArrayImageDataset(Dataset):
         preprocess: Applied per item; None when the images are already network input (then only channel
             replication is applied, as a view).
         channels: Output channels when preprocess is None.
+        hashes: Optional content hash of each item's source image (see `nasoa.data.suite.content_hashes`).
     """
 
     def __init__(
@@ -137,16 +138,20 @@ class ArrayImageDataset(Dataset):
         labels: Sequence[int] | np.ndarray | torch.Tensor,
         preprocess: Preprocess | None = None,
         channels: int | None = None,
+        hashes: Sequence[str] | np.ndarray | None = None,
     ) -> None:
         labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
         if images.ndim != 4:
             raise ValueError(f"images must be N x C x H x W, got shape {tuple(images.shape)}")
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        if hashes is not None and len(hashes) != len(labels):
+            raise ValueError(f"{len(hashes)} hashes but {len(labels)} labels")
         self.images = images
         self.labels = labels
         self.preprocess = preprocess
         self.channels = preprocess.channels if preprocess is not None else (channels or images.shape[1])
+        self.hashes: tuple[str, ...] | None = None if hashes is None else tuple(str(h) for h in hashes)
 
     @classmethod
     def build(
@@ -155,6 +160,7 @@ class ArrayImageDataset(Dataset):
         labels: Sequence[int] | np.ndarray | torch.Tensor,
         preprocess: Preprocess,
         max_bytes: int = MAX_PRECOMPUTE_BYTES,
+        hashes: Sequence[str] | np.ndarray | None = None,
     ) -> ArrayImageDataset:
         """Makes a dataset, precomputing the network input once when it fits in max_bytes.
 
@@ -164,11 +170,11 @@ class ArrayImageDataset(Dataset):
         replicate = images.shape[1] == 1 and len(set(p.mean)) <= 1 and len(set(p.std)) <= 1
         stored = 1 if replicate else p.channels
         if len(images) * stored * p.resolution**2 * 4 > max_bytes:
-            return cls(images, labels, p)
+            return cls(images, labels, p, hashes=hashes)
         single = Preprocess(p.resolution, stored, p.scale, p.mean[:stored], p.std[:stored]) if replicate else p
         chunks = [single(images[i : i + 1024]) for i in range(0, len(images), 1024)]
         data = torch.cat(chunks) if chunks else torch.empty(0, stored, p.resolution, p.resolution)
-        return cls(data.contiguous(), labels, None, p.channels)
+        return cls(data.contiguous(), labels, None, p.channels, hashes)
 
     def subset(
         self, indices: Sequence[int] | np.ndarray, labels: Sequence[int] | np.ndarray | None = None
@@ -176,7 +182,8 @@ class ArrayImageDataset(Dataset):
         """Returns a new dataset of the given items (sharing no storage), optionally with new labels."""
         idx = torch.as_tensor(np.asarray(indices, dtype=np.int64))
         new_labels = self.labels[idx] if labels is None else labels
-        return ArrayImageDataset(self.images[idx], new_labels, self.preprocess, self.channels)
+        hashes = None if self.hashes is None else [self.hashes[i] for i in idx.tolist()]
+        return ArrayImageDataset(self.images[idx], new_labels, self.preprocess, self.channels, hashes)
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from nasoa.data.arrays import ArrayImageDataset, Preprocess
-from nasoa.data.split import select_classes, stratified_split, stratified_subsample
+from nasoa.data.split import group_split, select_classes, stratified_split, stratified_subsample
 from nasoa.data.task import Task
 
 
@@ -29,8 +29,14 @@ def digits_task(
     val_fraction: float = 0.2,
     seed: int = 0,
     channels: int = 3,
+    test_fraction: float = 0.0,
+    augment: str | None = None,
 ) -> Task:
     """Builds the digits task, upsampled bilinearly and normalized with training-set statistics.
+
+    With the default test_fraction=0 the task has no test split and its train/val split is exactly the one it
+    always had for the same seed; test_fraction > 0 draws a stratified three-way split instead (other
+    validation images).
 
     Args:
         resolution: Image side in pixels.
@@ -39,6 +45,8 @@ def digits_task(
         val_fraction: Share of each class held out for validation.
         seed: Seed of the stratified split and of the cap.
         channels: Output channels (grayscale replicated).
+        test_fraction: Share of each class held out for test; 0 for no test split.
+        augment: Training augmentation (see `Augment.parse`, never flips for digits); None: none.
 
     Returns:
         The task; its tensors are computed once.
@@ -51,11 +59,17 @@ def digits_task(
         keep, labels = select_classes(labels, classes)
         images = images[torch.as_tensor(keep)]
         names = [str(int(c)) for c in classes]
-    train_idx, val_idx = stratified_split(labels, val_fraction, seed)
+    if test_fraction > 0:
+        train_idx, val_idx, test_idx = group_split(labels, None, val_fraction, test_fraction, seed)
+    else:
+        (train_idx, val_idx), test_idx = stratified_split(labels, val_fraction, seed), None
     if num_train is not None:
         train_idx = train_idx[stratified_subsample(labels[train_idx], num_train, seed)]
     train_images = images[torch.as_tensor(train_idx)]
     preprocess = Preprocess(resolution, channels, scale=16.0).with_stats(train_images)
     train = ArrayImageDataset.build(train_images, labels[train_idx], preprocess)
     val = ArrayImageDataset.build(images[torch.as_tensor(val_idx)], labels[val_idx], preprocess)
-    return Task.from_datasets("digits", train, val, len(names), names)
+    test = None
+    if test_idx is not None:
+        test = ArrayImageDataset.build(images[torch.as_tensor(test_idx)], labels[test_idx], preprocess)
+    return Task.from_datasets("digits", train, val, len(names), names, test=test, augment=augment)

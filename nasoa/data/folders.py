@@ -1,7 +1,7 @@
 """Tasks read from a local image folder tree (`torchvision.datasets.ImageFolder` layout).
 
-Either `root/<class>/<image>` (split into train and val deterministically) or `root/train/<class>/<image>` plus
-`root/val/<class>/<image>`.
+Either `root/<class>/<image>` (split into train and val, and test when test_fraction > 0, deterministically) or
+`root/train/<class>/<image>` plus `root/val/<class>/<image>` and optionally `root/test/<class>/<image>`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from nasoa.data.arrays import ArrayImageDataset
-from nasoa.data.split import stratified_split, stratified_subsample
+from nasoa.data.split import group_split, stratified_split, stratified_subsample
 from nasoa.data.task import Task
 
 _MODES = {1: "L", 3: "RGB"}
@@ -106,6 +106,8 @@ def folder_task(
     verify: bool = True,
     cache: bool = False,
     stats_samples: int = 256,
+    test_fraction: float = 0.0,
+    augment: str | None = None,
 ) -> Task:
     """Builds a task from a local image folder tree.
 
@@ -123,6 +125,10 @@ def folder_task(
         verify: Check every image file is readable before returning.
         cache: Decode all images once and keep the tensors in memory.
         stats_samples: Training images used to estimate the normalization statistics.
+        test_fraction: Share of each class held out for test when root has no `train/` + `val/` layout; 0 (the
+            default) keeps the former train/val split and gives no test split. With the split layout, a
+            `test/` folder (if present) is the test split.
+        augment: Training augmentation (see `Augment.parse`); None: none.
 
     Returns:
         The task.
@@ -169,22 +175,32 @@ def folder_task(
     if empty:
         raise ValueError(f"class folder(s) {empty} in {train_dir} have no images")
 
+    test_base, test_idx = None, None
     if split_layout:
         val_base = TaskImageFolder(root / "val", class_to_idx, transform=tf, loader=loader)
         train_idx, val_idx = np.arange(len(targets)), np.arange(len(val_base))
+        if (root / "test").is_dir():
+            test_base = TaskImageFolder(root / "test", class_to_idx, transform=tf, loader=loader)
+            test_idx = np.arange(len(test_base))
+    elif test_fraction > 0:
+        val_base = test_base = train_base
+        train_idx, val_idx, test_idx = group_split(targets, None, val_fraction, test_fraction, seed)
     else:
         val_base = train_base
         train_idx, val_idx = stratified_split(targets, val_fraction, seed)
     if num_train is not None:
         train_idx = train_idx[stratified_subsample(targets[train_idx], num_train, seed)]
     if verify:
-        _verify([train_base.samples[i][0] for i in train_idx] + [val_base.samples[i][0] for i in val_idx])
+        paths = [train_base.samples[i][0] for i in train_idx] + [val_base.samples[i][0] for i in val_idx]
+        _verify(paths + ([test_base.samples[i][0] for i in test_idx] if test_base is not None else []))
 
     mean, std = _estimate_stats(train_base, train_idx, stats_samples, seed)
     tf.transforms.append(transforms.Normalize(mean, std))
     train: Dataset = Subset(train_base, train_idx.tolist())
     val: Dataset = Subset(val_base, val_idx.tolist())
+    test: Dataset | None = None if test_base is None else Subset(test_base, test_idx.tolist())
     if cache:
         train = _materialize(train, channels)
         val = _materialize(val, channels) if len(val) else val
-    return Task.from_datasets(root.name or str(root), train, val, len(found), found)
+        test = _materialize(test, channels) if test is not None and len(test) else test
+    return Task.from_datasets(root.name or str(root), train, val, len(found), found, test=test, augment=augment)

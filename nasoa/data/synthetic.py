@@ -56,6 +56,7 @@ def synthetic_task(
     difficulty: float = 0.5,
     seed: int = 0,
     grid: int = 4,
+    num_test: int | None = None,
 ) -> Task:
     """Generates a balanced image classification task; the same arguments give the same data.
 
@@ -68,6 +69,8 @@ def synthetic_task(
         difficulty: In [0, 1]; 0 is trivially separable, 1 is pure noise.
         seed: Seed of prototypes and samples.
         grid: Side of the coarse noise grid behind every pattern (its spatial frequency).
+        num_test: Test images, drawn after the training and validation images (which stay as they were);
+            None: as many as num_val; 0: no test split.
 
     Returns:
         The task, precomputed in memory.
@@ -77,8 +80,10 @@ def synthetic_task(
     for name, value in (("num_classes", num_classes), ("num_train", num_train), ("resolution", resolution)):
         if value < 1:
             raise ValueError(f"{name} must be positive, got {value}")
-    if num_val < 0:
-        raise ValueError(f"num_val must be non-negative, got {num_val}")
+    num_test = num_val if num_test is None else num_test
+    for name, value in (("num_val", num_val), ("num_test", num_test)):
+        if value < 0:
+            raise ValueError(f"{name} must be non-negative, got {value}")
     if channels < 1 or grid < 1:
         raise ValueError(f"channels and grid must be positive, got {channels} and {grid}")
     g = torch.Generator().manual_seed(seed)
@@ -90,4 +95,9 @@ def synthetic_task(
     preprocess = Preprocess(resolution, channels, scale=1.0).with_stats(train_raw)
     train = ArrayImageDataset.build(train_raw, train_labels, preprocess)
     val = ArrayImageDataset.build(val_raw, val_labels, preprocess)
-    return Task.from_datasets(f"synthetic-{num_classes}c-d{difficulty:g}", train, val, num_classes)
+    test = None
+    if num_test > 0:
+        test_labels = torch.arange(num_test) % num_classes
+        test_raw = _samples(prototypes, test_labels, difficulty, grid, g)
+        test = ArrayImageDataset.build(test_raw, test_labels, preprocess)
+    return Task.from_datasets(f"synthetic-{num_classes}c-d{difficulty:g}", train, val, num_classes, test=test)

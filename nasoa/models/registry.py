@@ -4,6 +4,12 @@
 ``create_model("resnet50", 10)`` all return a :class:`~nasoa.models.staged.StagedNet`.
 Registered names are looked up first; any other name is tried as an ET-NAS encoding.
 
+Most models are built randomly initialised. A few reference models come with published weights, tagged with
+their source: ``create_model("efficientnet_lite0", 10)`` is EfficientNet-Lite0 with its ImageNet-1k weights
+(``pretrained=False`` for random ones). ``list_models()`` keeps listing the randomly initialised models only
+(what the search, the zoo and the model contract tests iterate over); ``list_models(pretrained=True)`` lists the
+pretrained ones and ``model_pretrained(name)`` gives a model's tag (``"imagenet"``, or ``""``).
+
 Provenance: timm ``models/_registry.py`` / ``_factory.py`` (``register_model``, ``list_models``,
 ``create_model``); pycls ``core/builders.py`` (an error that names the bad key).
 """
@@ -20,7 +26,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from nasoa.models.reference import REFERENCE_MODELS
+from nasoa.models.reference import PRETRAINED_MODELS, REFERENCE_MODELS
 from nasoa.models.staged import StagedNet
 from nasoa.space import ETNAS, Complexity, build, complexity, parse
 
@@ -40,6 +46,7 @@ class _Entry:
     kind: Kind
     encoding: str | None = None  # ET-NAS entries: the canonical encoding, for analytic costs
     origin: str = ""  # where it was registered, for the duplicate error
+    pretrained: str = ""  # the source of the weights the factory loads ("imagenet"); "" for random initialisation
 
 
 _REGISTRY: dict[str, _Entry] = {}
@@ -70,13 +77,15 @@ def _etnas_entry(encoding: str) -> _Entry:
     return _Entry(functools.partial(_build_etnas, canonical), "etnas", canonical, "nasoa.space.ETNAS")
 
 
-def register_model(name: str, factory: ModelFactory, *, kind: Kind = "reference") -> ModelFactory:
+def register_model(name: str, factory: ModelFactory, *, kind: Kind = "reference", pretrained: str = "") -> ModelFactory:
     """Register ``factory`` under ``name``; costs of non-ET-NAS kinds are counted on a built model.
 
     Args:
         name: The new model name; must not be registered yet nor parse as an ET-NAS encoding.
         factory: Called as ``factory(num_classes, **kw)``; returns a :class:`StagedNet`.
         kind: What :func:`model_kind` reports for it.
+        pretrained: The source of the weights the factory loads (e.g. ``"imagenet"``); ``""`` when it builds
+            the model randomly initialised.
 
     Returns:
         ``factory``, unchanged.
@@ -89,7 +98,7 @@ def register_model(name: str, factory: ModelFactory, *, kind: Kind = "reference"
         pass
     else:
         raise ValueError(f"model name {name!r} is an ET-NAS encoding; pick another name")
-    _add(name, _Entry(factory, kind, None, _origin(factory)))
+    _add(name, _Entry(factory, kind, None, _origin(factory), pretrained))
     return factory
 
 
@@ -97,7 +106,9 @@ for _name, _encoding in ETNAS.items():
     _add(_name, _etnas_entry(_encoding))
 for _name, _factory in REFERENCE_MODELS.items():
     _add(_name, _Entry(_factory, "reference", None, "nasoa.models.reference.REFERENCE_MODELS"))
-del _name, _encoding, _factory
+for _name, (_factory, _source) in PRETRAINED_MODELS.items():
+    _add(_name, _Entry(_factory, "reference", None, "nasoa.models.reference.PRETRAINED_MODELS", _source))
+del _name, _encoding, _factory, _source
 
 
 def _unknown(name: str, why: str) -> ValueError:
@@ -129,19 +140,40 @@ def create_model(name: str, num_classes: int, **kw: Any) -> StagedNet:
         name: ``"ET-NAS-A"``, an encoding such as ``"031-_64_1-1-221-11121"``, or a name from
             :func:`list_models` such as ``"resnet50"``.
         num_classes: Outputs of the classifier.
-        **kw: Passed to the factory (ET-NAS: ``in_chans``, ``dropout``; reference: the torchvision constructor).
+        **kw: Passed to the factory (ET-NAS: ``in_chans``, ``dropout``; reference: the torchvision constructor;
+            ``efficientnet_lite0``: ``pretrained``, ``dropout``, ``drop_connect_rate``).
 
     Returns:
-        The model, randomly initialised.
+        The model, randomly initialised unless :func:`model_pretrained` names its weights' source.
     """
     return _resolve(name).factory(num_classes, **kw)
 
 
-def list_models(kind: str | None = None) -> list[str]:
-    """Registered model names in registration order, optionally only those of ``kind`` (``etnas``, ``reference``)."""
+def list_models(kind: str | None = None, pretrained: bool | str = False) -> list[str]:
+    """Registered model names in registration order.
+
+    Args:
+        kind: Only those of this kind (``etnas``, ``reference``); all kinds when None.
+        pretrained: False: the models built randomly initialised; True: those built with published weights;
+            a string: those whose weights come from that source (``"imagenet"``).
+
+    Returns:
+        The names.
+    """
     if kind is not None and kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS} or None")
-    return [n for n, e in _REGISTRY.items() if kind is None or e.kind == kind]
+
+    def wanted(e: _Entry) -> bool:
+        if isinstance(pretrained, str):
+            return e.pretrained == pretrained
+        return bool(e.pretrained) == pretrained
+
+    return [n for n, e in _REGISTRY.items() if (kind is None or e.kind == kind) and wanted(e)]
+
+
+def model_pretrained(name: str) -> str:
+    """The source of the weights ``create_model(name, ...)`` loads (``"imagenet"``), or ``""`` (random init)."""
+    return _resolve(name).pretrained
 
 
 def model_kind(name: str) -> Kind:
