@@ -1,15 +1,18 @@
-"""Build the model zoo: ``python launch/build_zoo.py [zoo.search_dir=...] [key=value ...]`` (conf/zoo.yaml)."""
+"""Build the model zoo: ``python launch/build_zoo.py [search_dir=<search run>] [+cluster=aws]`` (conf/zoo.yaml)."""
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from nasoa.dist.zoo_job import run_zoo_job
+from nasoa.jobs.config import job_config, register_configs
+from nasoa.jobs.zoo import run_zoo_job
+
+register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="zoo")
 def main(cfg: DictConfig) -> None:
-    run_zoo_job(OmegaConf.to_container(cfg, resolve=True), HydraConfig.get().runtime.output_dir)
+    run_zoo_job(job_config(cfg), HydraConfig.get().runtime.output_dir)
 
 
 if __name__ == "__main__":

@@ -2,14 +2,17 @@
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from nasoa.dist.search_job import run_search_job
+from nasoa.jobs.config import job_config, register_configs
+from nasoa.jobs.search import run_search_job
+
+register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="search")
 def main(cfg: DictConfig) -> None:
-    run_search_job(OmegaConf.to_container(cfg, resolve=True), HydraConfig.get().runtime.output_dir)
+    run_search_job(job_config(cfg), HydraConfig.get().runtime.output_dir)
 
 
 if __name__ == "__main__":

@@ -2,14 +2,17 @@
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from nasoa.dist.service_app import serve_from_config
+from nasoa.jobs.config import job_config, register_configs
+from nasoa.jobs.serve import run_serve_job
+
+register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="serve")
 def main(cfg: DictConfig) -> None:
-    serve_from_config(OmegaConf.to_container(cfg, resolve=True), HydraConfig.get().runtime.output_dir)
+    run_serve_job(job_config(cfg), HydraConfig.get().runtime.output_dir)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,18 @@
-"""Play a stream of tasks through the regime service: ``python launch/stream.py stream.zoo_root=...``."""
+"""A stream of new tasks through the regime service: ``python launch/stream.py zoo_root=<zoo>`` (conf/stream.yaml)."""
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from nasoa.dist.stream_job import run_stream_job
+from nasoa.jobs.config import job_config, register_configs
+from nasoa.jobs.stream import run_stream_job
+
+register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="stream")
 def main(cfg: DictConfig) -> None:
-    run_stream_job(OmegaConf.to_container(cfg, resolve=True), HydraConfig.get().runtime.output_dir)
+    run_stream_job(job_config(cfg), HydraConfig.get().runtime.output_dir)
 
 
 if __name__ == "__main__":

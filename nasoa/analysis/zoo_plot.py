@@ -11,7 +11,7 @@ import matplotlib.ticker
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from nasoa.search.archive import dominates  # noqa: E402
+from nasoa.common.pareto import dominates  # noqa: E402
 from nasoa.zoo.manifest import ZooEntry  # noqa: E402
 
 

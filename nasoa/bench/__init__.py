@@ -1,1 +1,4 @@
-"""Benchmarks of the running system (HTTP latency of the regime service next to a trivial Serve deployment)."""
+"""Benchmark pieces without Ray: regime choosers behind one interface, a tiny zoo, an HTTP load generator.
+
+The benchmark job that runs them on Ray is :mod:`nasoa.jobs.benchmark`.
+"""

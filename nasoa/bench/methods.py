@@ -2,8 +2,8 @@
 
 Each method answers "which model and regime for this task under this budget" (:meth:`RegimeMethod.choose`)
 from a :class:`Cell`: the task, the budget and every regime of the shared space predicted to fit it. A method
-may fine-tune regimes to decide (``evaluate``, cached across methods, see :mod:`nasoa.bench.runs`); what it spent
-is part of its :class:`Choice`: the fine-tunes it needed (the final one included) and their seconds.
+may fine-tune regimes to decide (``evaluate``, cached across methods, see :mod:`nasoa.jobs.benchmark.runs`); what
+it spent is part of its :class:`Choice`: the fine-tunes it needed (the final one included) and their seconds.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
+from nasoa.common.registry import Registry
 from nasoa.data.meta import TaskMeta
 from nasoa.online.generator import NoFeasibleRegime, RegimeGenerator
 from nasoa.online.regime import Regime, RegimeSpace
@@ -179,3 +181,42 @@ class ExhaustiveOracle:
 
     def choose(self, cell: Cell, evaluate: Evaluate) -> Choice:
         return best_of(self.name, cell, list(cell.feasible), evaluate)
+
+
+@dataclass(frozen=True)
+class MethodContext:
+    """What a method factory may need: the benchmark's config, zoo names -> keys, the generator, where to write."""
+
+    cfg: Mapping[str, Any]
+    names: Mapping[str, str]
+    generator: RegimeGenerator
+    zoo_root: str
+    out: Path
+    runtime: Any = None  # a nasoa.cluster.runtime.RuntimeSettings: where fine-tunes run
+
+
+#: Method name -> ``factory(name, context) -> RegimeMethod``; a name listed under ``series`` uses ``"series"``.
+METHODS: Registry = Registry("benchmark method")
+
+
+def _default_recipe(ctx: MethodContext) -> tuple[float, int]:
+    d = ctx.cfg["default"]
+    return float(d["lr"]), int(d["batch_size"])
+
+
+METHODS.register("oracle", lambda name, ctx: ExhaustiveOracle())
+METHODS.register("nasoa", lambda name, ctx: NasoaOneShot(ctx.generator))
+METHODS.register("random", lambda name, ctx: RandomRegime(int(ctx.cfg["seed"])))
+METHODS.register(
+    "default", lambda name, ctx: DefaultFinetune(ctx.names[ctx.cfg["default"]["model"]], *_default_recipe(ctx))
+)
+METHODS.register(
+    "series",
+    lambda name, ctx: SeriesUpperBound(name, [ctx.names[m] for m in ctx.cfg["series"][name]], *_default_recipe(ctx)),
+)
+
+
+def create_methods(ctx: MethodContext) -> list[RegimeMethod]:
+    """The methods ``ctx.cfg["methods"]`` lists, in order."""
+    series = ctx.cfg.get("series") or {}
+    return [METHODS.create("series" if name in series else name, name, ctx) for name in ctx.cfg["methods"]]

@@ -28,6 +28,7 @@ from io import BytesIO
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from nasoa.data.augment import Augment
 from nasoa.data.pool import ImagePool, pool_task
@@ -74,7 +75,7 @@ _VERSION = "cards-v1"
 
 def _cairosvg():  # noqa: ANN202 - the module
     try:
-        import cairosvg
+        import cairosvg  # lazy: optional (pip cairosvg); only rendering needs it, a miss names the package
     except (ImportError, OSError) as exc:  # OSError: libcairo2 missing
         raise MissingSourceError(
             f"cards need cairosvg to render the decks ({exc}); install it with: {pip_hint('cairosvg')} "
@@ -85,8 +86,6 @@ def _cairosvg():  # noqa: ANN202 - the module
 
 def _cut(sheet: np.ndarray, deck: str) -> np.ndarray | str:
     """The 52 cards of a rendered RGBA sheet as 52 x 3 x STORE x STORE uint8, or why the sheet is not a deck."""
-    from PIL import Image
-
     height, width = sheet.shape[:2]
     cw, ch = width / 13, height / 5
     if not 0.5 <= cw / ch <= 0.85:
@@ -109,7 +108,6 @@ def _cut(sheet: np.ndarray, deck: str) -> np.ndarray | str:
 
 
 def _render_deck(path: Path, deck: str) -> dict[str, np.ndarray]:
-    from PIL import Image
 
     empty = np.zeros((0, 3, STORE, STORE), np.uint8)
     if deck in SKIP:
@@ -148,7 +146,7 @@ def load_deck(path: str | Path) -> tuple[np.ndarray, np.ndarray, str]:
     path = Path(path)
     deck = path.name[: -len(".svgz")]
     try:
-        import cairosvg
+        import cairosvg  # lazy: optional (pip cairosvg); only rendering needs it, a miss names the package
 
         tool = f"cairosvg {cairosvg.__version__}"
     except (ImportError, OSError):

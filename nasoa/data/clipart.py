@@ -30,6 +30,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageChops
+from PIL import __version__ as pil_version
 
 from nasoa.data.augment import Augment
 from nasoa.data.pool import ImagePool, pool_task
@@ -73,8 +75,6 @@ def _group_key(folder: str, path: Path) -> str:
 
 def _render(path: Path) -> np.ndarray | None:
     """One drawing as 3 x STORE x STORE uint8 on white, or None (logged) when it cannot be used."""
-    from PIL import Image, ImageChops
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # palette-transparency and decompression-bomb warnings
@@ -131,8 +131,6 @@ def load_folder(folder: str, root: str | Path = CLIPART_ROOT) -> dict[str, np.nd
     Raises:
         MissingSourceError: If openclipart-png is not installed or the folder does not exist.
     """
-    from PIL import __version__ as pil_version
-
     root = require_path(root, "openclipart PNG folder", _HINT)
     path = require_path(root / folder, f"openclipart folder {folder!r}", _HINT)
     files = sorted(p for p in path.rglob("*.png") if p.is_file())

@@ -15,7 +15,7 @@ from nasoa.data.task import Task
 
 @lru_cache(maxsize=1)
 def _load_digits() -> tuple[torch.Tensor, np.ndarray]:
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # lazy: scikit-learn takes a second to import, only digits need it
 
     bunch = load_digits()
     images = torch.as_tensor(bunch.images, dtype=torch.float32).unsqueeze(1)  # N x 1 x 8 x 8, values 0..16

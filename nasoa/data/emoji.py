@@ -24,6 +24,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont, features
+from PIL import __version__ as pil_version
 
 from nasoa.data.augment import Augment
 from nasoa.data.pool import ImagePool, pool_task
@@ -85,7 +87,6 @@ def read_emoji_table(path: str | Path = EMOJI_TABLE) -> list[Emoji]:
 
 
 def _render(emojis: list[Emoji], font_path: Path) -> dict[str, np.ndarray]:
-    from PIL import Image, ImageDraw, ImageFont
 
     log.info("emoji: rendering %d emoji (cached afterwards)", len(emojis))
     font = ImageFont.truetype(str(font_path), FONT_SIZE)
@@ -116,9 +117,6 @@ def load_emoji(font: str | Path = EMOJI_FONT, table: str | Path = EMOJI_TABLE) -
     Raises:
         MissingSourceError: If the font or the table is not installed.
     """
-    from PIL import __version__ as pil_version
-    from PIL import features
-
     font = require_path(font, "Noto Color Emoji font", apt_hint("fonts-noto-color-emoji"))
     emojis = read_emoji_table(table)
     if not features.check("raqm"):

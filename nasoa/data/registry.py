@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from nasoa.common.registry import Registry
 from nasoa.data.cards import cards_task
 from nasoa.data.clipart import clipart_task
 from nasoa.data.digits import digits_task
@@ -32,7 +33,8 @@ from nasoa.data.torchvision_sets import TORCHVISION_DATASETS, torchvision_task
 
 TaskFactory = Callable[..., Task]
 
-TASKS: dict[str, TaskFactory] = {
+TASKS: Registry[TaskFactory] = Registry("task kind")
+for _kind, _factory in {
     "digits": digits_task,
     "synthetic": synthetic_task,
     "folder": folder_task,
@@ -43,7 +45,9 @@ TASKS: dict[str, TaskFactory] = {
     "clipart": clipart_task,
     "cards": cards_task,
     "emoji": emoji_task,
-}
+}.items():
+    TASKS.register(_kind, _factory)
+del _kind, _factory
 
 _RANGE = re.compile(r"^\s*(-?\d+)\s*-\s*(-?\d+)\s*$")
 
@@ -67,8 +71,7 @@ def register_task(
     def add(f: TaskFactory) -> TaskFactory:
         if kind in TASKS and not replace:
             raise ValueError(f"task kind {kind!r} is already registered (pass replace=True to replace it)")
-        TASKS[kind] = f
-        return f
+        return TASKS.register(kind, f, replace=replace)
 
     return add if factory is None else add(factory)
 

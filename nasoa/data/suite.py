@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from torch.utils.data import Dataset
 
 from nasoa.data.registry import TASKS, parse_spec
@@ -61,7 +62,7 @@ class SuiteTask:
 
     def build(self, **overrides: Any) -> Task:
         """Loads the task (named after the suite entry); keyword overrides go to the factory."""
-        from nasoa.data.registry import make_task
+        from nasoa.data.registry import make_task  # lazy: the registry imports this module (the suite checks kinds)
 
         task = make_task(self.spec, **overrides)
         return dataclasses.replace(task, name=self.name, meta=dataclasses.replace(task.meta, name=self.name))
@@ -110,8 +111,6 @@ def load_suite(source: str | Path | Mapping[str, Any] = DEFAULT_SUITE, check: bo
         The suite.
     """
     if isinstance(source, (str, Path)):
-        import yaml
-
         with open(source, encoding="utf-8") as f:
             source = yaml.safe_load(f)
     if not isinstance(source, Mapping):

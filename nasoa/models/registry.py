@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import inspect
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, get_args
 
@@ -26,9 +25,11 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from nasoa.common.registry import Registry, origin
+from nasoa.models.etnas import build
 from nasoa.models.reference import PRETRAINED_MODELS, REFERENCE_MODELS
 from nasoa.models.staged import StagedNet
-from nasoa.space import ETNAS, Complexity, build, complexity, parse
+from nasoa.space import ETNAS, Complexity, complexity, parse
 
 Kind = Literal["etnas", "reference"]
 KINDS: tuple[str, ...] = get_args(Kind)
@@ -49,23 +50,14 @@ class _Entry:
     pretrained: str = ""  # the source of the weights the factory loads ("imagenet"); "" for random initialisation
 
 
-_REGISTRY: dict[str, _Entry] = {}
-
-
-def _origin(obj: object) -> str:
-    target = obj.func if isinstance(obj, functools.partial) else obj
-    module = getattr(target, "__module__", None) or "?"
-    name = getattr(target, "__qualname__", None) or type(target).__name__
-    try:
-        return f"{module}.{name} ({inspect.getsourcefile(target)})"  # type: ignore[arg-type]
-    except TypeError:
-        return f"{module}.{name}"
+#: Model name -> its entry (factory, kind, encoding, weights' source).
+MODELS: Registry[_Entry] = Registry("model")
 
 
 def _add(name: str, entry: _Entry) -> None:
-    if name in _REGISTRY:
-        raise ValueError(f"model {name!r} is already registered (by {_REGISTRY[name].origin})")
-    _REGISTRY[name] = entry
+    if name in MODELS:
+        raise ValueError(f"model {name!r} is already registered (by {MODELS[name].origin})")
+    MODELS.register(name, entry)
 
 
 def _build_etnas(encoding: str, num_classes: int, /, **kw: Any) -> StagedNet:
@@ -98,7 +90,7 @@ def register_model(name: str, factory: ModelFactory, *, kind: Kind = "reference"
         pass
     else:
         raise ValueError(f"model name {name!r} is an ET-NAS encoding; pick another name")
-    _add(name, _Entry(factory, kind, None, _origin(factory), pretrained))
+    _add(name, _Entry(factory, kind, None, origin(factory), pretrained))
     return factory
 
 
@@ -112,21 +104,20 @@ del _name, _encoding, _factory, _source
 
 
 def _unknown(name: str, why: str) -> ValueError:
-    lowered = {n.lower(): n for n in _REGISTRY}
+    lowered = {n.lower(): n for n in MODELS}
     close = [lowered[n] for n in difflib.get_close_matches(name.lower(), lowered, n=5, cutoff=0.6)]
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     return ValueError(
         f"unknown model {name!r}: not a registered name, nor an ET-NAS encoding ({why}).{hint}"
-        f" Known models: {', '.join(_REGISTRY)}."
+        f" Known models: {', '.join(MODELS)}."
     )
 
 
 def _resolve(name: str) -> _Entry:
     if not isinstance(name, str):
         raise ValueError(f"a model name is a string, got {type(name).__name__}")
-    entry = _REGISTRY.get(name)
-    if entry is not None:
-        return entry
+    if name in MODELS:
+        return MODELS[name]
     try:
         return _etnas_entry(name)
     except ValueError as err:
@@ -168,7 +159,7 @@ def list_models(kind: str | None = None, pretrained: bool | str = False) -> list
             return e.pretrained == pretrained
         return bool(e.pretrained) == pretrained
 
-    return [n for n, e in _REGISTRY.items() if (kind is None or e.kind == kind) and wanted(e)]
+    return [n for n, e in MODELS.items() if (kind is None or e.kind == kind) and wanted(e)]
 
 
 def model_pretrained(name: str) -> str:

@@ -52,7 +52,7 @@ class StagedNet(nn.Module):
         return [self.stem, *self.stages[: self.frozen_stages]]
 
     def freeze(self, k: int) -> StagedNet:
-        """Freeze the stem and the first ``k`` stages; ``k=0`` unfreezes everything (DESIGN.md's regime).
+        """Freeze the stem and the first ``k`` stages; ``k=0`` unfreezes everything (a regime's ``frozen_stages``).
 
         Frozen parts get ``requires_grad=False`` and keep their BatchNorm statistics (eval mode).
         """

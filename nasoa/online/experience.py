@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from nasoa.common.io import read_parquet_checked, write_parquet_atomic
 from nasoa.data.meta import TaskMeta
 from nasoa.online.regime import Regime
-from nasoa.search.archive import read_parquet_checked, write_parquet_atomic
 
 if TYPE_CHECKING:
     from nasoa.zoo.manifest import ZooEntry

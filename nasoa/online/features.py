@@ -1,8 +1,8 @@
 """Feature vectors of (task meta, zoo model, regime) for the regime predictor, vectorized over many regimes.
 
 The order is fixed and named by :data:`FEATURE_NAMES`. Sizes and rates enter as logs. How much training a regime
-buys (steps, images seen per training image, predicted training seconds) is the main signal (STACK-NOTES.md,
-"Short fine-tuning on small image tasks"). No Ray, no torch.
+buys (steps, images seen per training image, predicted training seconds) is the main signal: measured on small
+image tasks under budgets of seconds, how many epochs fit decided more than anything else. No Ray, no torch.
 """
 
 from __future__ import annotations

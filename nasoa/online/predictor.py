@@ -13,9 +13,12 @@ import itertools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import numpy as np
+
+from nasoa.common.registry import Registry
 
 __all__ = [
     "PREDICTORS",
@@ -24,6 +27,7 @@ __all__ = [
     "MeanPredictor",
     "MeanVar",
     "Predictor",
+    "PredictorSettings",
     "create_predictor",
     "predictor_from_state",
     "register_predictor",
@@ -126,18 +130,15 @@ class Predictor(ABC):
 P = TypeVar("P", bound=type[Predictor])
 
 #: Name -> predictor class.
-PREDICTORS: dict[str, type[Predictor]] = {}
+PREDICTORS: Registry = Registry("predictor")
 
 
 def register_predictor(name: str) -> Callable[[P], P]:
     """Class decorator adding a predictor to :data:`PREDICTORS` under ``name``."""
 
     def decorate(cls: P) -> P:
-        if name in PREDICTORS:
-            first = PREDICTORS[name]
-            raise ValueError(f"predictor {name!r} is already registered by {first.__module__}.{first.__qualname__}")
+        PREDICTORS.register(name, cls)
         cls.name = name
-        PREDICTORS[name] = cls
         return cls
 
     return decorate
@@ -145,17 +146,24 @@ def register_predictor(name: str) -> Callable[[P], P]:
 
 def create_predictor(name: str, **kwargs: Any) -> Predictor:
     """A new predictor of the registered kind ``name``, built with ``kwargs``."""
-    if name not in PREDICTORS:
-        raise ValueError(f"unknown predictor {name!r}; known: {', '.join(sorted(PREDICTORS))}")
-    return PREDICTORS[name](**kwargs)
+    return PREDICTORS.create(name, **kwargs)
 
 
 def predictor_from_state(state: Mapping[str, Any]) -> Predictor:
     """Rebuilds any registered predictor from its :meth:`Predictor.to_state` output."""
     name = state.get("name") if isinstance(state, Mapping) else None
-    if name not in PREDICTORS:
-        raise ValueError(f"unknown predictor {name!r} in state; known: {', '.join(sorted(PREDICTORS))}")
-    return PREDICTORS[name].from_state(state)
+    return PREDICTORS.get(name).from_state(state)
+
+
+@dataclass(frozen=True)
+class PredictorSettings:
+    """The ``predictor`` config: a registered predictor and its constructor arguments."""
+
+    name: str = "bayes_linear"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def create(self) -> Predictor:
+        return create_predictor(self.name, **self.kwargs)
 
 
 def _clip(mean: np.ndarray, bounds: tuple[float, float] | None) -> np.ndarray:

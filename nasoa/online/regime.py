@@ -1,9 +1,9 @@
 """Fine-tuning regimes, the discrete regime space, and the cost model that predicts a regime's time and footprint.
 
-A regime is a zoo model plus learning rate, frozen stages, batch size, epochs and schedule (DESIGN.md,
-"Fine-tuning regime"). Its time is predicted from the model's profiled step time (which shrinks as stages are
-frozen) times the steps it runs, plus evaluation and a fixed overhead (model load and BatchNorm re-estimation,
-STACK-NOTES.md). No Ray, no torch.
+A regime is a zoo model plus learning rate, frozen stages, batch size, epochs and schedule. Its time is predicted
+from the model's profiled step time (which shrinks as stages are frozen) times the steps it runs, plus evaluation
+and a fixed overhead (model load and BatchNorm re-estimation, which a briefly trained model needs before it is
+evaluated). No Ray, no torch.
 """
 
 from __future__ import annotations

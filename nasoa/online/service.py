@@ -1,6 +1,6 @@
 """The online-adaptation service: owns the experience store, the predictor and the regime generator.
 
-A plain class (no Ray, no HTTP): :mod:`nasoa.dist.service_app` runs one as a Ray actor behind Ray Serve.
+A plain class (no Ray, no HTTP): :mod:`nasoa.cluster.serve_app` runs one as a Ray actor behind Ray Serve.
 Errors are returned as ``{"error": status, "detail": message}`` rather than raised, so that they cross
 the actor boundary as data and the HTTP layer answers 4xx with the message.
 On start the predictor is fitted on every stored row; each acknowledged feedback is on disk (journal
@@ -26,28 +26,34 @@ from typing import Any
 
 from nasoa.online.experience import ExperienceStore, experience_row
 from nasoa.online.generator import NoFeasibleRegime, RegimeGenerator, as_task_meta
-from nasoa.online.predictor import Predictor, create_predictor
+from nasoa.online.predictor import Predictor, PredictorSettings
 from nasoa.online.regime import CostModel, DeviceCost, Regime, RegimeSpace
 from nasoa.zoo.manifest import ZooEntry, read_manifest
 
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    """Where the zoo and the state live, how regimes are chosen, and how the HTTP side behaves."""
+    """The ``service`` config: how the HTTP side behaves and how regimes are costed."""
 
-    zoo_root: str
-    state_dir: str
-    device: str | None = None  # profile device; default: the first device the zoo is profiled on
-    predictor: str = "bayes_linear"
-    predictor_kw: dict = field(default_factory=dict)
-    regime_space: dict = field(default_factory=dict)
-    device_cost: dict = field(default_factory=dict)
-    overhead_s: float = 1.0
     host: str = "127.0.0.1"
     port: int = 8000
     auth_token: str | None = None  # when set, state-changing endpoints need "Authorization: Bearer <token>"
     max_body_bytes: int = 65536
     replicas: int = 1
+    profile_device: str | None = None  # zoo profiles that cost regimes; default: the first the zoo has
+    device_cost: dict = field(default_factory=dict)
+    overhead_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Everything one regime service needs: its zoo and state folders, its settings, predictor and regime space."""
+
+    zoo_root: str
+    state_dir: str
+    service: ServiceSettings = field(default_factory=ServiceSettings)
+    predictor: PredictorSettings = field(default_factory=PredictorSettings)
+    regime_space: RegimeSpace = field(default_factory=RegimeSpace)
 
 
 def _error(status: int, detail: str) -> dict[str, Any]:
@@ -55,16 +61,17 @@ def _error(status: int, detail: str) -> dict[str, Any]:
 
 
 def make_generator(
-    settings: ServiceSettings, entries: Sequence[ZooEntry], device: str, predictor: Predictor, quiet: bool = False
+    config: ServiceConfig, entries: Sequence[ZooEntry], device: str, predictor: Predictor, quiet: bool = False
 ) -> RegimeGenerator:
     """The service's regime generator over ``entries`` on ``device`` (``quiet``: no warning for left-out entries)."""
+    settings = config.service
     with warnings.catch_warnings():
         if quiet:
             warnings.simplefilter("ignore")
         return RegimeGenerator(
             list(entries),
             predictor,
-            space=RegimeSpace.from_dict(settings.regime_space) if settings.regime_space else None,
+            space=config.regime_space,
             device=device,
             device_cost=DeviceCost(**settings.device_cost) if settings.device_cost else None,
             cost_model=CostModel(overhead_s=settings.overhead_s),
@@ -85,20 +92,17 @@ def propose_answer(generator: RegimeGenerator, task: Mapping[str, Any], budget_s
 class AdaptationService:
     """One writer of the experience store; proposes regimes and learns from feedback."""
 
-    def __init__(self, settings: ServiceSettings | Mapping[str, Any]) -> None:
-        if not isinstance(settings, ServiceSettings):
-            settings = ServiceSettings(**settings)
-        self.settings = settings
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
         self.started = time.time()
-        self.entries = {e.key: e for e in read_manifest(settings.zoo_root)}
+        self.entries = {e.key: e for e in read_manifest(config.zoo_root)}
         devices = sorted({d for e in self.entries.values() for d in e.devices()})
         if not devices:
-            raise ValueError(f"zoo {settings.zoo_root} has no profiled entries")
-        self.device = settings.device or devices[0]
-        Path(settings.state_dir).mkdir(parents=True, exist_ok=True)
-        self.store = ExperienceStore(Path(settings.state_dir) / "experience")
-        predictor = create_predictor(settings.predictor, **settings.predictor_kw)
-        self.generator = make_generator(settings, list(self.entries.values()), self.device, predictor)
+            raise ValueError(f"zoo {config.zoo_root} has no profiled entries")
+        self.device = config.service.profile_device or devices[0]
+        Path(config.state_dir).mkdir(parents=True, exist_ok=True)
+        self.store = ExperienceStore(Path(config.state_dir) / "experience")
+        self.generator = make_generator(config, list(self.entries.values()), self.device, config.predictor.create())
         self.fitted_on = self.generator.fit(self.store.rows()) if len(self.store) else 0
         self.feedback_count = 0
         self.last_update_s = math.nan
@@ -115,8 +119,8 @@ class AdaptationService:
         return propose_answer(self.generator, task, budget_s, top_k)
 
     def replica_spec(self) -> dict[str, Any]:
-        """What a read-only copy needs besides the predictor: settings, zoo entries and device (see make_generator)."""
-        return {"settings": self.settings, "entries": list(self.entries.values()), "device": self.device}
+        """What a read-only copy needs besides the predictor: config, zoo entries and device (see make_generator)."""
+        return {"config": self.config, "entries": list(self.entries.values()), "device": self.device}
 
     def snapshot(self, known: Any = None) -> dict[str, Any] | None:
         """None if ``known`` is the current :attr:`version`, else ``{"version", "predictor": its JSON-able state}``."""
@@ -185,7 +189,7 @@ class AdaptationService:
             "feedback_since_start": self.feedback_count,
             "last_update_s": self.last_update_s,
             "device": self.device,
-            "predictor": self.settings.predictor,
+            "predictor": self.config.predictor.name,
         }
 
     def has_feedback(self, feedback_id: str) -> bool:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+from nasoa.common.io import read_parquet_checked, write_parquet_atomic
+from nasoa.common.pareto import front_indices, hypervolume_2d
 
 ARCHIVE_FILE = "archive.parquet"
 FRONT_FILE = "front.parquet"
@@ -61,34 +61,11 @@ _SCHEMA = pa.schema(
 )
 
 
-def dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
-    """Whether ``a`` Pareto-dominates ``b`` (minimisation)."""
-    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
-
-
 def non_dominated(records: Iterable[Record]) -> list[Record]:
     """The successful records no other successful record dominates, by ascending step time."""
     ok = [r for r in records if r.ok]
-    if not ok:
-        return []
-    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
-
-    F = np.array([r.objectives() for r in ok], dtype=float)
-    idx = NonDominatedSorting().do(F, only_non_dominated_front=True)
+    idx = front_indices([r.objectives() for r in ok])
     return sorted((ok[i] for i in idx), key=lambda r: (r.train_step_ms, -r.accuracy))
-
-
-def spread(front: Sequence[Record], k: int) -> list[Record]:
-    """Up to ``k`` members of a front (sorted by step time): both ends and evenly spaced members between.
-
-    With ``k == 1`` the slowest (most accurate) member is kept.
-    """
-    if len(front) <= k:
-        return list(front)
-    if k == 1:
-        return [front[-1]]
-    idx = sorted({round(i * (len(front) - 1) / (k - 1)) for i in range(k)})
-    return [front[i] for i in idx]
 
 
 def hypervolume(records: Iterable[Record], ref_step_ms: float) -> float:
@@ -96,14 +73,8 @@ def hypervolume(records: Iterable[Record], ref_step_ms: float) -> float:
 
     Step times are divided by ``ref_step_ms`` so the value lies in [0, 1].
     """
-    front = [r for r in non_dominated(records) if r.train_step_ms < ref_step_ms]
-    area, best_acc = 0.0, 0.0
-    # Sweep from the fastest point: each adds the band between the best accuracy so far and its own.
-    for r in sorted(front, key=lambda r: r.train_step_ms):
-        if r.accuracy > best_acc:
-            area += (r.accuracy - best_acc) * (1.0 - r.train_step_ms / ref_step_ms)
-            best_acc = r.accuracy
-    return area
+    points = [(r.train_step_ms / ref_step_ms, -r.accuracy) for r in records if r.ok]
+    return hypervolume_2d(points, (1.0, 0.0))
 
 
 @dataclass(frozen=True)
@@ -165,31 +136,3 @@ class ParetoArchive:
             raise ValueError(f"{path}: not a nasoa archive (missing columns {missing})")
         names = set(_SCHEMA.names)
         return cls().add(*(Record(**{k: v for k, v in row.items() if k in names}) for row in table.to_pylist()))
-
-
-def write_parquet_atomic(table: pa.Table, path: Path) -> None:
-    """Write a Parquet file through a temporary file in the same folder and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_parquet_checked(path: Path) -> pa.Table:
-    """Read a Parquet file; a truncated or corrupt file raises ``ValueError`` naming it.
-
-    The bytes are read through one open file, so a writer replacing the file meanwhile (``write_parquet_atomic``)
-    cannot mix two versions: reading by path, pyarrow may open it twice (footer, then pages).
-    """
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-        return pq.read_table(pa.BufferReader(data))
-    except (pa.ArrowInvalid, OSError) as err:
-        raise ValueError(f"{path} is corrupt or truncated ({err}); restore it from a backup or move it away") from err

@@ -1,6 +1,6 @@
 """The evaluator and archive-store interfaces of the search, with in-process implementations.
 
-The Ray versions (:mod:`nasoa.dist`) implement the same two small interfaces, so the ask/tell loop
+The Ray versions (:mod:`nasoa.cluster`) implement the same two small interfaces, so the ask/tell loop
 (:mod:`nasoa.search.loop`) runs unchanged with or without Ray (archai's ``ModelEvaluator`` shape).
 """
 

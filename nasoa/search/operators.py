@@ -1,7 +1,7 @@
-"""pymoo operators over ET-NAS encodings (object-valued genomes: ``X[i, 0]`` is the encoding string).
+"""pymoo operators over string candidates (object-valued genomes: ``X[i, 0]`` is the canonical encoding).
 
-Each operator implements only ``_do`` and delegates to a :class:`~nasoa.search.space.SearchSpace`,
-as pymoo's customization guide does for object variables.
+Each operator implements only ``_do`` and delegates to a :class:`~nasoa.search.space.SearchSpace`, as pymoo's
+customization guide does for object variables.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from pymoo.core.mutation import Mutation
 from pymoo.core.sampling import Sampling
 
 from nasoa.search.space import SearchSpace
-from nasoa.space import parse
 
 
 class ArchSampling(Sampling):
@@ -22,13 +21,13 @@ class ArchSampling(Sampling):
     def __init__(self, space: SearchSpace, initial: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.space = space
-        self.initial = tuple(str(parse(e)) for e in initial)
+        self.initial = tuple(space.canonical(e) for e in initial)
 
     def _do(self, problem, n_samples, *args, random_state=None, **kwargs):  # noqa: ANN001, ANN201
         seen: list[str] = list(dict.fromkeys(self.initial))[:n_samples]
         attempts = 0
         while len(seen) < n_samples and attempts < 50 * n_samples:
-            text = str(self.space.sample(random_state))
+            text = self.space.sample(random_state)
             attempts += 1
             if text not in seen:
                 seen.append(text)
@@ -48,8 +47,7 @@ class ArchCrossover(Crossover):
         _, n_matings, _ = X.shape
         Y = np.empty((1, n_matings, 1), dtype=object)
         for k in range(n_matings):
-            a, b = parse(X[0, k, 0]), parse(X[1, k, 0])
-            Y[0, k, 0] = str(self.space.crossover(random_state, a, b))
+            Y[0, k, 0] = self.space.crossover(random_state, X[0, k, 0], X[1, k, 0])
         return Y
 
 
@@ -63,12 +61,12 @@ class ArchMutation(Mutation):
     def _do(self, problem, X, *args, random_state=None, **kwargs):  # noqa: ANN001, ANN201
         Y = X.copy()
         for i in range(len(X)):
-            Y[i, 0] = str(self.space.mutate(random_state, parse(X[i, 0])))
+            Y[i, 0] = self.space.mutate(random_state, X[i, 0])
         return Y
 
 
 class ArchDuplicates(ElementwiseDuplicateElimination):
-    """Two individuals are the same candidate when their canonical encodings (so archids) are equal."""
+    """Two individuals are the same candidate when their canonical encodings (so keys) are equal."""
 
     def is_equal(self, a, b) -> bool:  # noqa: ANN001
         return a.X[0] == b.X[0]

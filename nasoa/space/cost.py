@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nasoa.space.encoding import Arch
+from nasoa.space.encoding import Arch, parse
 from nasoa.space.plan import BlockPlan, ConvPlan, expand
 
 
@@ -64,8 +64,6 @@ def linear_cx(in_features: int, out_features: int) -> Complexity:
 def complexity(arch: Arch | str, resolution: int = 224, num_classes: int = 1000) -> Complexity:
     """Analytic params and MACs of an ET-NAS network at ``resolution`` (square input, 3 channels)."""
     if isinstance(arch, str):
-        from nasoa.space.encoding import parse
-
         arch = parse(arch)
     plan = expand(arch)
     total, size = ZERO, resolution

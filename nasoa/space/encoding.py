@@ -1,6 +1,6 @@
 """ET-NAS encodings as immutable values: parse, canonical string, stable archid.
 
-Grammar (DESIGN.md): ``<block>_<C0>_<macro>``, e.g. ``031-_64_1-1-221-11121``.
+Grammar (docs/ARCHITECTURE.md and the README): ``<block>_<C0>_<macro>``, e.g. ``031-_64_1-1-221-11121``.
 Follows the encoding of Xu et al., "Towards Faster Task-oriented Online Fine-tuning with a
 Zoo of Models" (ICCV 2021). This module never imports torch.
 """
@@ -204,7 +204,7 @@ def parse(encoding: str) -> Arch:
         raise _fail(encoding, stem_at, f"stem width C0={stem_width} must be a multiple of 4")
     macro = parse_macro(macro_text, stem_at + len(stem_text) + 1, encoding)
     arch = Arch(block=block, stem_width=stem_width, macro=macro)
-    from nasoa.space.plan import expand  # local import: plan imports this module
+    from nasoa.space.plan import expand  # lazy: nasoa.space.plan imports this module
 
     try:
         expand(arch)  # a layer whose channels do not fit its op's groups cannot be built

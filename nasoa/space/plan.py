@@ -1,6 +1,6 @@
 """Expand an :class:`Arch` into concrete per-stage, per-block, per-conv lists (pycls's ``generate_regnet`` role).
 
-Both the torch builder (:mod:`nasoa.space.network`) and the analytic cost model (:mod:`nasoa.space.cost`)
+Both the torch builder (:func:`nasoa.models.build`) and the analytic cost model (:mod:`nasoa.space.cost`)
 consume these plans only, so they cannot disagree. No torch here.
 """
 

@@ -13,6 +13,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import torch
+
+from nasoa.data import make_loaders
+from nasoa.train.device import device_name
+from nasoa.train.loop import evaluate, train_and_evaluate
+
 
 @dataclass(frozen=True)
 class FinetuneResult:
@@ -49,12 +55,6 @@ def finetune(
     the model as it is (running BN statistics; this evaluation counts against the deadline), and at the end with
     the final top-1: a multi-fidelity search (BOHB) learns from these.
     """
-    import torch
-
-    from nasoa.data import make_loaders
-    from nasoa.search.proxy import device_name
-    from nasoa.train.loop import evaluate, train_and_evaluate
-
     t0 = time.perf_counter()
     if deadline_s is not None and not (math.isfinite(deadline_s) and deadline_s > 0):
         raise ValueError(f"deadline_s must be a positive number of seconds, got {deadline_s!r}")

@@ -1,9 +1,9 @@
 """Measure a model's training step time (forward + backward + SGD step), inference time and peak memory.
 
-This is the step-time objective of the search (DESIGN.md, "Objectives") and the cost basis of a fine-tuning
-regime: the median over timed steps after warm-up, at a given batch size and resolution, on the device the zoo
-is meant for. The first optimizer steps in a fresh process are much slower than the steady state
-(STACK-NOTES.md), so warm-up steps are never timed.
+This is the step-time objective of the search and the cost basis of a fine-tuning regime: the median over timed
+steps after warm-up, at a given batch size and resolution, on the device the zoo is meant for. The first optimizer
+step in a fresh process takes seconds (1.2-7 s measured here, against 10-30 ms steady), so warm-up steps are never
+timed.
 
 Command line (several models are interleaved across ``--repeat`` rounds; medians are quoted)::
 
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from nasoa.train._device import as_device, synchronize
+from nasoa.train.device import as_device, synchronize
 
 if TYPE_CHECKING:  # not imported at run time: nasoa.models pulls in the registry and torchvision
     from nasoa.models.staged import StagedNet
@@ -128,7 +128,7 @@ class _PeakRSS:
     @staticmethod
     def _maxrss_kb() -> int | None:
         try:
-            import resource
+            import resource  # lazy: POSIX only
         except ImportError:  # not on POSIX
             return None
         kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -335,26 +335,10 @@ def _profile(
 
 
 def resolve_model(name: str, num_classes: int, in_chans: int = 3) -> nn.Module:
-    """Build a model by name with ``nasoa.models.create_model``; without the registry, with the ET-NAS builder.
+    """Build a model by name (an ET-NAS name or encoding, or a reference family) with the model registry."""
+    from nasoa.models import create_model  # lazy: the registry imports torchvision, needed only for the CLI
 
-    The fallback understands ``"ET-NAS-A"``..``"ET-NAS-L"`` and raw ET-NAS encodings.
-    """
-    kw = {} if in_chans == 3 else {"in_chans": in_chans}
-    create_model = None
-    try:
-        import nasoa.models as models
-
-        create_model = getattr(models, "create_model", None)
-        if create_model is None:
-            from nasoa.models.registry import create_model
-    except ModuleNotFoundError as e:
-        if e.name != "nasoa.models.registry":
-            raise
-    if create_model is not None:
-        return create_model(name, num_classes, **kw)
-    from nasoa.space import ETNAS, build
-
-    return build(ETNAS.get(name, name), num_classes, **kw)
+    return create_model(name, num_classes, **({} if in_chans == 3 else {"in_chans": in_chans}))
 
 
 def _spread(values: Sequence[float]) -> float:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from nasoa.search.archive import read_parquet_checked, write_parquet_atomic
+from nasoa.common.io import read_parquet_checked, write_parquet_atomic
 
 MANIFEST_FILE = "manifest.parquet"
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+$")

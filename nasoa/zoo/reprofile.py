@@ -2,7 +2,7 @@
 
 ``python -m nasoa.zoo.reprofile ZOO_DIR [--device cuda] [--batch-sizes 16 32 64] [--resolution 32]``: run it on a
 GPU node to give the same zoo GPU step times beside its CPU ones; the regime service then costs regimes with the
-profiles of the device it is told to use (``service.device``).
+profiles of the device it is told to use (``service.profile_device``).
 """
 
 from __future__ import annotations
@@ -12,21 +12,26 @@ import dataclasses
 import logging
 import sys
 
-from nasoa.zoo.pretrain import PretrainSettings, profile_model
+import torch
+
+from nasoa.train.recipe import Recipe
+from nasoa.zoo.pretrain import profile_model
 from nasoa.zoo.store import Zoo
 
 log = logging.getLogger("nasoa.zoo")
 
 
-def reprofile(zoo: Zoo, settings: PretrainSettings, keys: list[str] | None = None) -> list[str]:
-    """Profile the chosen entries (all by default) with ``settings`` and rewrite the manifest; returns the keys."""
+def reprofile(zoo: Zoo, recipe: Recipe, keys: list[str] | None = None, resolution: int | None = None) -> list[str]:
+    """Profile the chosen entries (all by default) as ``recipe`` says and rewrite the manifest; returns the keys.
+
+    Each entry is profiled at ``resolution``, or at its own pretraining resolution when None.
+    """
     done = []
     for key in keys or zoo.keys():
         entry = zoo.get(key)
         model = zoo.load(key, device="cpu")
-        profiles = profile_model(
-            model, dataclasses.replace(settings, resolution=settings.resolution or entry.resolution), entry.num_stages
-        )
+        at = dataclasses.replace(recipe, resolution=resolution or entry.resolution)
+        profiles = profile_model(model, at, entry.num_stages)
         zoo.update([entry.with_profiles(profiles)])
         log.info("%s: %d profiles on %s", key, len(profiles), profiles[0].device if profiles else "-")
         done.append(key)
@@ -48,18 +53,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    import torch
 
     torch.set_num_threads(args.threads)  # step times depend on it: profile as the fine-tunes will run
-    settings = PretrainSettings(
-        resolution=args.resolution,
+    recipe = Recipe(
         profile_batch_sizes=tuple(args.batch_sizes),
         profile_warmup=args.warmup,
         profile_steps=args.steps,
         profile_frozen=not args.no_frozen,
         device=args.device,
     )
-    reprofile(Zoo(args.zoo_dir), settings, args.keys)
+    reprofile(Zoo(args.zoo_dir), recipe, args.keys, args.resolution or None)
     return 0
 
 

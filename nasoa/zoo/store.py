@@ -73,9 +73,9 @@ class Zoo:
 
     def load(self, key: str, num_classes: int | None = None, frozen_stages: int = 0, device: str = "cpu"):  # noqa: ANN201
         """Build the entry's model, load its verified weights, put a fresh ``num_classes`` head on, freeze."""
-        import torch
+        import torch  # lazy: the service reads zoo manifests without torch
 
-        from nasoa.models import create_model
+        from nasoa.models import create_model  # lazy: as above
 
         entry = self.get(key)
         path = self.verify(key)
@@ -97,7 +97,7 @@ class Zoo:
 
 def save_weights(model, root: str | os.PathLike, key: str) -> tuple[str, str]:  # noqa: ANN001
     """Save a model's ``state_dict`` as ``weights/<key>.pt`` atomically; returns (relative path, sha256)."""
-    import torch
+    import torch  # lazy: the service reads zoo manifests without torch
 
     rel = Path("weights") / f"{key}.pt"
     path = Path(root) / rel

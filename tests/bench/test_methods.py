@@ -15,8 +15,8 @@ from nasoa.bench.methods import (
     best_of,
     recipe_regime,
 )
-from nasoa.bench.regime_quality import compute_to_match, select_entries, summarize
 from nasoa.data.meta import TaskMeta
+from nasoa.jobs.benchmark.regime_quality import compute_to_match, select_entries, summarize
 from nasoa.online.generator import RegimeGenerator
 from nasoa.online.predictor import create_predictor
 from nasoa.online.regime import CostModel, Regime, RegimeSpace, feasible_regimes
@@ -166,8 +166,8 @@ def test_summary_checks_the_targets_from_the_rows():
 
 
 def test_bohb_reuses_a_journaled_cell_search_without_ray(tmp_path):
-    from nasoa.bench.bohb import BOHBSearch
     from nasoa.bench.methods import Choice
+    from nasoa.jobs.benchmark.bohb import BOHBSearch
 
     search = BOHBSearch("zoo", tmp_path / "tune", num_samples=4)
     c = cell()

@@ -49,7 +49,7 @@ def test_bad_specs():
 
 
 def test_register_task(monkeypatch):
-    monkeypatch.setattr(registry, "TASKS", dict(registry.TASKS))
+    monkeypatch.setattr(registry, "TASKS", registry.TASKS.copy())
 
     @register_task("tiny")
     def tiny(seed: int = 0) -> Task:

@@ -13,7 +13,7 @@ from nasoa.space import ETNAS, RESNET50_DEEP_STEM, complexity, parse
 @pytest.fixture
 def clean_registry(monkeypatch):
     """Registrations made by a test disappear after it."""
-    monkeypatch.setattr(reg, "_REGISTRY", dict(reg._REGISTRY))
+    monkeypatch.setattr(reg, "MODELS", reg.MODELS.copy())
     reg._complexity.cache_clear()
     yield
     reg._complexity.cache_clear()

@@ -4,10 +4,10 @@ import math
 import pyarrow.parquet as pq
 import pytest
 
+from nasoa.common.io import write_parquet_atomic
 from nasoa.data.meta import TaskMeta
 from nasoa.online import EXPERIENCE_SCHEMA, ExperienceStore, Regime, experience_row, validate_row
 from nasoa.online.experience import JOURNAL_FILE, PARQUET_FILE
-from nasoa.search.archive import write_parquet_atomic
 
 from .fakes import ENTRIES
 

@@ -3,12 +3,12 @@ import math
 import pyarrow.parquet as pq
 import pytest
 
+from nasoa.common.pareto import dominates, spread
 from nasoa.search.archive import (
     ARCHIVE_FILE,
     FRONT_FILE,
     ParetoArchive,
     Record,
-    dominates,
     hypervolume,
     non_dominated,
 )
@@ -90,8 +90,6 @@ def test_duplicate_archids_are_refused():
 
 
 def test_spread_keeps_both_ends_and_evenly_spaced_members():
-    from nasoa.search.archive import spread
-
     front = [rec(i, 0.5 + i / 100, 10 + i) for i in range(9)]
     assert [r.archid for r in spread(front, 3)] == ["id0", "id4", "id8"]
     assert [r.archid for r in spread(front, 1)] == ["id8"]

@@ -2,25 +2,26 @@ import pytest
 
 from nasoa.search.archive import ParetoArchive
 from nasoa.search.evaluator import LocalArchiveStore, LocalEvaluator
-from nasoa.search.loop import LevelSettings, best_blocks, run_search
-from nasoa.search.space import SearchSpace
+from nasoa.search.loop import LevelSettings, SearchResult, SearchSettings, best_blocks, run_level, run_search
+from nasoa.search.space import BlockSpace, MacroSpace
 from nasoa.space.operators import RESNET50_MACRO, SpaceLimits
 
-from .fakes import fake_evaluate
+from .fakes import BitSpace, fake_evaluate, fake_evaluate_bits
 
 LIMITS = SpaceLimits(max_layers=4, min_depth=6, max_depth=12, stem_widths=(16,))
 
 
 def spaces():
     common = dict(limits=LIMITS, stem_width=16, max_params=2_000_000, resolution=32)
-    return SearchSpace("block", macro=RESNET50_MACRO, **common), SearchSpace("macro", **common)
+    return BlockSpace(macro=RESNET50_MACRO, **common), MacroSpace(**common)
 
 
-def search(run_dir, seed=0, fail_every=0, evaluate=None):
+def search(run_dir, seed=0, fail_every=0, evaluate=None, algorithm="nsga2"):
     store = LocalArchiveStore(run_dir)
     evaluator = LocalEvaluator(evaluate or (lambda c: fake_evaluate(c, fail_every)), store)
     block, macro = spaces()
-    result = run_search(block, macro, LevelSettings(6, 3), LevelSettings(6, 2), evaluator, store, seed=seed)
+    settings = SearchSettings(algorithm, seed, 3, LevelSettings(6, 3), LevelSettings(6, 2))
+    result = run_search(block, macro, settings, evaluator, store)
     return result, store
 
 
@@ -83,3 +84,47 @@ def test_failures_do_not_stop_the_search():
     result, store = search(None, fail_every=3)
     assert sum(r.failed for r in result.reports) > 0
     assert result.reports[-1].level == "macro"
+
+
+def run_fake(seed, algorithm="nsga2", generations=6):
+    store = LocalArchiveStore(None)
+    result = SearchResult()
+    run_level(
+        BitSpace(),
+        LevelSettings(8, generations),
+        LocalEvaluator(fake_evaluate_bits, store),
+        store,
+        seed,
+        result,
+        algorithm=algorithm,
+    )
+    return result, store
+
+
+def test_a_fake_search_space_drives_the_loop_reproducibly():
+    a, store = run_fake(0)
+    b, _ = run_fake(0)
+    assert a.proposals == b.proposals and a.proposals["bits"] != run_fake(1)[0].proposals["bits"]
+    assert len(a.reports) == 6 and all(r.level == "bits" for r in a.reports)
+    records = store.snapshot().records
+    assert all(len(r.encoding) == BitSpace.length and set(r.encoding) <= {"0", "1"} for r in records)
+    assert a.reports[-1].hypervolume >= a.reports[0].hypervolume
+
+
+def test_nsga2_beats_random_search_on_the_fake_space():
+    best = {}
+    for algorithm in ("nsga2", "random"):
+        hv = [run_fake(seed, algorithm, generations=8)[0].reports[-1].hypervolume for seed in range(5)]
+        best[algorithm] = sum(hv) / len(hv)
+    assert best["nsga2"] > best["random"], best
+
+
+def test_random_search_runs_both_levels():
+    result, store = search(None, algorithm="random")
+    assert {r.level for r in store.snapshot().records} == {"block", "macro"}
+    assert len(result.proposals["block"]) == 18
+
+
+def test_unknown_algorithm_names_the_known_ones():
+    with pytest.raises(ValueError, match="nsga2"):
+        SearchSettings(algorithm="nsgaii")

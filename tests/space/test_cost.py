@@ -4,7 +4,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
-from nasoa.space import ETNAS, RESNET50_DEEP_STEM, build, complexity, parse
+from nasoa.models import build
+from nasoa.space import ETNAS, RESNET50_DEEP_STEM, complexity, parse
 from nasoa.space.zoo_names import PUBLISHED
 
 from .strategies import encodings, with_edge_cases

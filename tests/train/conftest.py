@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from nasoa.space import build
+from nasoa.models import build
 from nasoa.train import warm_up
 
 SMALL = "011-_16_1-2-2"  # three stages, ~21 k params

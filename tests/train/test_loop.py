@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from nasoa.space import build
+from nasoa.models import build
 from nasoa.train import evaluate, lr_at, recalibrate_bn, set_threads, train, warm_up
 
 from .conftest import SMALL, separable_data

@@ -1,11 +1,11 @@
 import json
 import math
-import sys
 
 import pytest
 import torch
 
-from nasoa.space import ETNAS, build
+from nasoa.models import build
+from nasoa.space import ETNAS
 from nasoa.train import StepProfile, profile_step
 from nasoa.train.profile import main, resolve_model
 
@@ -17,11 +17,10 @@ FAST = dict(batch_size=8, resolution=32, warmup=1, steps=3)
 def test_profile_returns_sane_numbers(small_net):
     p = profile_step(small_net, **FAST)
     assert isinstance(p, StepProfile)
-    assert 0 < p.train_step_ms < 5_000
-    assert 0 < p.inference_ms < 5_000
+    assert 0 < p.inference_ms < p.train_step_ms  # a training step is a forward pass and more
     assert len(p.train_step_ms_all) == 3
     assert p.train_step_ms == sorted(p.train_step_ms_all)[1]
-    assert p.peak_mem_mb is None or p.peak_mem_mb >= 0
+    assert p.peak_mem_mb is not None and p.peak_mem_mb >= 0  # measured on Linux (VmHWM or ru_maxrss)
     assert (p.batch_size, p.resolution, p.device, p.frozen_stages, p.warmup, p.steps) == (8, 32, "cpu", 0, 1, 3)
     assert p.threads == torch.get_num_threads()
     d = json.loads(json.dumps(p.to_dict()))
@@ -139,11 +138,7 @@ def test_cli_bad_input(capsys):
     assert main([SMALL, *TINY, "--repeat", "0"]) == 2
 
 
-def test_resolve_model_without_registry(monkeypatch):
-    import nasoa.models
-
-    monkeypatch.delattr(nasoa.models, "create_model", raising=False)
-    monkeypatch.setitem(sys.modules, "nasoa.models.registry", None)
+def test_resolve_model_builds_named_models_through_the_registry():
     net = resolve_model("ET-NAS-A", 10)
     assert str(net.arch) == ETNAS["ET-NAS-A"]
     assert resolve_model(SMALL, 7).num_classes == 7

@@ -1,4 +1,4 @@
-from nasoa.search.proxy import device_name
+from nasoa.train.device import device_name
 from nasoa.zoo import Zoo
 from nasoa.zoo.reprofile import main
 

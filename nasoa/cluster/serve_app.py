@@ -1,0 +1,340 @@
+"""The regime service over HTTP: a FastAPI ingress on Ray Serve in front of the adaptation actor.
+
+``POST /v1/regime``, ``POST /v1/feedback``, ``GET /v1/health``, ``GET /v1/zoo``; OpenAPI at ``/docs`` and
+``/openapi.json``. One :class:`~nasoa.online.service.AdaptationService` runs as a named Ray actor (the single
+writer of the experience store); Serve replicas call it. Bad input gets a 4xx with a message.
+
+``/v1/regime`` is answered inside the replica, without a call to the actor: each replica keeps a read-only copy of
+the actor's generator and refreshes its predictor from the actor when that changed (checked at most every
+:data:`REFRESH_S` seconds, and on the next query after feedback through the same replica), so answers match the
+actor's (``AdaptationService.propose``) except for at most :data:`REFRESH_S` seconds after feedback that reached
+the actor another way.
+
+While the adaptation actor is down (it crashed and Ray restarts it; ``max_restarts=-1``), calls to it are queued by
+Ray and retried (``max_task_retries``); a call that fails anyway, or takes over :data:`ACTOR_TIMEOUT_S`, is answered
+``503`` with ``Retry-After`` (never 500), and ``/v1/regime`` keeps answering from the replica's last copy. Feedback
+is idempotent by ``feedback_id``, so a client retries a 503 with the same id; every acknowledged feedback is on disk.
+"""
+
+import asyncio
+import logging
+import math
+import time
+from typing import Any, Literal
+
+import ray
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from ray import serve
+
+from nasoa.online.generator import RegimeGenerator
+from nasoa.online.predictor import predictor_from_state
+from nasoa.online.service import AdaptationService, ServiceConfig, make_generator, propose_answer
+from nasoa.zoo.manifest import read_manifest
+
+log = logging.getLogger("nasoa.service")
+ACTOR_NAME = "nasoa-adaptation"
+#: Seconds a replica's copy of the predictor may go unchecked against the actor's.
+REFRESH_S = 0.5
+#: Seconds a handler waits for the adaptation actor before answering 503 (the actor may be restarting).
+ACTOR_TIMEOUT_S = 30.0
+#: Seconds a replica waits for a predictor snapshot before answering from its last copy.
+SNAPSHOT_TIMEOUT_S = 2.0
+#: The ``Retry-After`` of a 503.
+RETRY_AFTER_S = 1
+#: Errors meaning the actor is down or restarting (answered 503).
+UNAVAILABLE = (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError, asyncio.TimeoutError, TimeoutError)
+
+
+class Replica:
+    """One Serve replica's link to the adaptation actor, and its read-only copy of the actor's generator.
+
+    The deployment (:func:`build_app`) keeps one; its route methods use it.
+    """
+
+    def __init__(self, actor: ray.actor.ActorHandle, spec: dict[str, Any], snapshot: dict[str, Any]) -> None:
+        self.actor = actor
+        predictor = predictor_from_state(snapshot["predictor"])
+        self.generator = make_generator(spec["config"], spec["entries"], spec["device"], predictor, quiet=True)
+        self.version = snapshot["version"]
+        self.checked = time.monotonic()
+        self.invalidated = 0
+        self.lock = asyncio.Lock()
+
+    @classmethod
+    def connect(cls, config: ServiceConfig) -> "Replica":
+        """Get (or create) the adaptation actor, wait until it is up, and copy its generator."""
+        actor = service_actor(config)
+        ray.get(actor.health.remote(), timeout=300)
+        spec, snapshot = ray.get([actor.replica_spec.remote(), actor.snapshot.remote()], timeout=300)
+        return cls(actor, spec, snapshot)
+
+    def invalidate(self) -> None:
+        """The actor's predictor may have changed: check before the next answer."""
+        self.invalidated += 1
+        self.checked = -math.inf
+
+    async def call(self, method: str, *args: Any) -> Any:
+        """Call the actor; a 503 answer when it is down or restarting."""
+        try:
+            return await asyncio.wait_for(getattr(self.actor, method).remote(*args), ACTOR_TIMEOUT_S)
+        except UNAVAILABLE as err:
+            log.warning("adaptation actor call %s failed: %r", method, err)
+            return unavailable(err)
+
+    async def current_generator(self) -> RegimeGenerator:
+        """The generator, its predictor refreshed from the actor's if unchecked for :data:`REFRESH_S` seconds."""
+        if time.monotonic() - self.checked >= REFRESH_S:
+            async with self.lock:
+                if time.monotonic() - self.checked >= REFRESH_S:  # else refreshed while this one waited
+                    await self._refresh()
+        return self.generator
+
+    async def _refresh(self) -> None:
+        invalidated, checked = self.invalidated, time.monotonic()
+        try:
+            snapshot = await asyncio.wait_for(self.actor.snapshot.remote(self.version), SNAPSHOT_TIMEOUT_S)
+        except UNAVAILABLE as err:  # actor down: answer from the last copy, check again later
+            log.warning("predictor snapshot failed (%s); answering from the replica's copy", err)
+            self.checked = time.monotonic()
+            return
+        if snapshot is not None:
+            self.generator.predictor = predictor_from_state(snapshot["predictor"])
+            self.version = snapshot["version"]
+        if self.invalidated == invalidated:  # no feedback since the snapshot was asked for
+            self.checked = checked
+
+
+APP_NAME = "nasoa"
+
+
+class TaskIn(BaseModel):
+    """Task meta-features."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    num_classes: int = Field(gt=0, le=100_000, description="number of classes")
+    num_train: int = Field(gt=0, le=100_000_000, description="number of training images")
+    resolution: int = Field(gt=0, le=4096, description="image side in pixels")
+    channels: int = Field(gt=0, le=16, description="image channels")
+    name: str = Field("", max_length=200)
+
+
+class RegimeQuery(BaseModel):
+    """A task and its time budget."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    task: TaskIn
+    budget_s: float = Field(gt=0, le=1e7, allow_inf_nan=False, description="wall-clock budget in seconds")
+    top_k: int = Field(3, ge=0, le=20, description="how many alternatives to return")
+
+
+class RegimeIn(BaseModel):
+    """The regime that ran (extra fields of a /v1/regime answer are ignored)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+    model: str = Field(min_length=1, max_length=200, description="zoo key")
+    lr: float = Field(gt=0, le=10, allow_inf_nan=False)
+    frozen_stages: int = Field(ge=0, le=64)
+    batch_size: int = Field(gt=0, le=65536)
+    epochs: int = Field(gt=0, le=100_000)
+    schedule: Literal["cosine", "step", "constant"] = Field("cosine", description="learning-rate schedule")
+
+
+class ResultIn(BaseModel):
+    """What the run achieved."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    accuracy: float = Field(ge=0, le=1, allow_inf_nan=False)
+    time_s: float = Field(ge=0, le=1e8, allow_inf_nan=False)
+    finished: bool = True
+    stopped_by: str = Field("done", max_length=32)
+
+
+class Feedback(BaseModel):
+    """A finished fine-tuning run to learn from."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    task: TaskIn
+    regime: RegimeIn
+    result: ResultIn
+    budget_s: float | None = Field(None, gt=0, allow_inf_nan=False)
+    feedback_id: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")
+
+
+class ErrorOut(BaseModel):
+    """An error answer: a message, and for invalid input the errors by location."""
+
+    model_config = ConfigDict(extra="allow")
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+    cheapest_time_s: float | None = Field(None, description="no regime fits: the cheapest regime's predicted time")
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error codes (all answered with :class:`ErrorOut`)."""
+    words = {
+        400: "body is not JSON",
+        401: "missing or wrong bearer token",
+        404: "unknown zoo key",
+        413: "request body too large",
+        422: "invalid input, or no regime fits the budget",
+        503: "adaptation service unavailable (restarting): retry after Retry-After seconds",
+    }
+    return {c: {"model": ErrorOut, "description": words[c]} for c in codes}
+
+
+def unavailable(err: BaseException) -> JSONResponse:
+    """The 503 answer while the adaptation actor is down or restarting."""
+    detail = f"adaptation service unavailable, probably restarting ({type(err).__name__}); retry"
+    return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+def create_api(config: ServiceConfig) -> FastAPI:
+    """The FastAPI app: body-size limit, validation errors as 422 with a message, the zoo keys in the schema.
+
+    The routes are methods of the deployment (:func:`build_app`), so they reach the replica's :class:`Replica`.
+    """
+    settings = config.service
+    api = FastAPI(title="nasoa regime service", version="1", description=__doc__)
+
+    @api.middleware("http")
+    async def limit_body(request: Request, call_next):  # noqa: ANN001, ANN202
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
+            return JSONResponse({"detail": f"request body over {settings.max_body_bytes} bytes"}, status_code=413)
+        return await call_next(request)
+
+    @api.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
+        ]
+        message = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in errors)
+        return JSONResponse({"detail": message or "invalid request", "errors": errors}, status_code=422)
+
+    return api
+
+
+def answer(out: Any) -> Any:
+    """An actor's answer over HTTP: an error dict becomes its status code with the message, floats stay finite."""
+    if isinstance(out, JSONResponse):
+        return out
+    if isinstance(out, dict) and "error" in out:
+        body = {k: v for k, v in out.items() if k != "error"}
+        return JSONResponse(_finite(body), status_code=int(out["error"]))
+    return _finite(out)
+
+
+def document_zoo_keys(api: FastAPI, keys: list[str]) -> None:
+    """Make the OpenAPI schema name the zoo keys ``/v1/feedback`` accepts (an ``enum`` on ``regime.model``).
+
+    Validation stays in the actor (an unknown key is a 404 with a message); the enum tells clients, ``/docs`` and
+    schema fuzzers which keys exist, so generated feedback reaches the storing path.
+    """
+    generate = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            schema = generate()
+            schema["components"]["schemas"]["RegimeIn"]["properties"]["model"]["enum"] = keys
+        return api.openapi_schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN: replace non-finite floats with None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def service_actor(config: ServiceConfig) -> ray.actor.ActorHandle:
+    """The named adaptation actor (created if absent); restarted by Ray if its process dies."""
+    actor_cls = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=3)(AdaptationService)
+    return actor_cls.options(name=ACTOR_NAME, get_if_exists=True, max_concurrency=1).remote(config)
+
+
+def build_app(config: ServiceConfig) -> serve.Application:
+    """The Serve application: ``serve.run(build_app(config))``."""
+    api = create_api(config)
+    document_zoo_keys(api, sorted(e.key for e in read_manifest(config.zoo_root)))  # before ingress copies the app
+    token = config.service.auth_token
+
+    @serve.deployment(num_replicas=config.service.replicas, ray_actor_options={"num_cpus": 0}, max_ongoing_requests=256)
+    @serve.ingress(api)
+    class RegimeAPI:
+        def __init__(self) -> None:
+            self.replica = Replica.connect(config)
+
+        @api.post(
+            "/v1/regime",
+            summary="The zoo model and fine-tuning regime predicted best within the budget",
+            responses=_errors(400, 413, 422),
+        )
+        async def regime(self, query: RegimeQuery) -> Any:
+            generator = await self.replica.current_generator()  # the actor's answer (propose), without a call
+            out = propose_answer(generator, query.task.model_dump(), query.budget_s, query.top_k)
+            # Plain JSON types already: the same bytes as FastAPI's default, without its jsonable_encoder pass.
+            return answer(out) if "error" in out else JSONResponse(_finite(out))
+
+        @api.post(
+            "/v1/feedback",
+            summary="Report a finished fine-tuning run; it is stored and learned from",
+            responses=_errors(400, 401, 404, 413, 422, 503),
+        )
+        async def feedback(self, body: Feedback, request: Request) -> Any:
+            if token is not None and request.headers.get("authorization") != f"Bearer {token}":
+                return JSONResponse({"detail": "missing or wrong bearer token"}, status_code=401)
+            args = (body.task.model_dump(), body.regime.model_dump(), body.result.model_dump(), body.budget_s)
+            try:
+                return answer(await self.replica.call("feedback", *args, body.feedback_id))
+            finally:
+                self.replica.invalidate()
+
+        @api.get("/v1/health", summary="Liveness and sizes", responses=_errors(503))
+        async def health(self) -> Any:
+            return answer(await self.replica.call("health"))
+
+        @api.get("/v1/zoo", summary="The zoo models the service chooses from", responses=_errors(503))
+        async def zoo(self) -> Any:
+            return answer(await self.replica.call("zoo"))
+
+    return RegimeAPI.bind()
+
+
+def start_service(config: ServiceConfig, blocking: bool = False) -> str:
+    """Start Serve on ``service.host:port`` and deploy the app; returns the base URL."""
+    settings = config.service
+    serve.start(http_options={"host": settings.host, "port": settings.port})
+    serve.run(build_app(config), name=APP_NAME, route_prefix="/", blocking=False)
+    url = f"http://{settings.host}:{settings.port}"
+    log.info("regime service at %s (OpenAPI: %s/docs)", url, url)
+    if blocking:
+        try:
+            asyncio.run(_forever())
+        except KeyboardInterrupt:
+            pass
+    return url
+
+
+async def _forever() -> None:
+    while True:
+        await asyncio.sleep(3600)
+
+
+def stop_service() -> None:
+    """Shut Serve down and end the adaptation actor (its state is on disk)."""
+    try:
+        serve.shutdown()
+    finally:
+        try:
+            ray.kill(ray.get_actor(ACTOR_NAME))
+        except ValueError:
+            pass

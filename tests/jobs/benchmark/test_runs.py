@@ -1,0 +1,30 @@
+"""Benchmark fine-tunes on real Ray: run once, journaled, reused by a later run in the same folder."""
+
+import json
+
+import pytest
+
+from nasoa.jobs.benchmark.runs import FinetuneRuns, run_key
+from nasoa.online.regime import Regime
+
+from ...helpers import make_tiny_zoo
+
+pytestmark = pytest.mark.ray
+
+SPEC = "digits:classes=[0,1,2],num_train=60,seed=5"
+
+
+def test_runs_are_cached_journaled_and_resumed(ray_session, tmp_path):
+    zoo = make_tiny_zoo(tmp_path / "zoo", models=(("tiny", "etnas", "011-_16_1-2-2-2"),))
+    regimes = [Regime("tiny.digits-32px", lr, 0, 16, 1) for lr in (0.01, 0.1)]
+    runs = FinetuneRuns(tmp_path / "runs.jsonl", str(zoo))
+    first = runs.evaluate(SPEC, 5.0, regimes)
+    assert runs.ran == 2 and all(0.0 <= r.accuracy <= 1.0 for r in first)
+    assert runs.evaluate(SPEC, 5.0, regimes[:1]) == first[:1] and runs.ran == 2  # no second fine-tune
+    lines = (tmp_path / "runs.jsonl").read_text().splitlines()
+    assert {json.loads(x)["key"] for x in lines} == {run_key(SPEC, r, 5.0, 0) for r in regimes}
+    with open(tmp_path / "runs.jsonl", "a") as f:
+        f.write('{"key": "torn')  # a crash mid-write: the torn line is ignored
+    again = FinetuneRuns(tmp_path / "runs.jsonl", str(zoo))
+    assert len(again) == 2 and again.evaluate(SPEC, 5.0, regimes) == first and again.ran == 0
+    assert run_key(SPEC, regimes[0], 6.0, 0) != run_key(SPEC, regimes[0], 5.0, 0)

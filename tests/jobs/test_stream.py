@@ -1,0 +1,64 @@
+"""A short stream of tasks through the real service and Ray Train, and a single fine-tune job."""
+
+import json
+import socket
+
+import pytest
+
+from nasoa.jobs.finetune import run_finetune_job
+from nasoa.jobs.stream import run_stream_job
+
+from ..helpers import QUICK, compose_config, make_tiny_zoo
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_stream_asks_finetunes_and_reports(ray_session, tmp_path):
+    zoo = make_tiny_zoo(tmp_path / "zoo", models=(("tiny", "etnas", "011-_16_1-2-2-2"),))
+    # a task as a dict spec beside a string spec: both go through the service and the fine-tuning pool alike
+    tasks = "[{kind:digits,classes:[3,4,5],num_train:60,seed:3},'synthetic:num_classes=3,num_train=60,num_val=30']"
+    cfg = compose_config("stream", QUICK + [f"zoo_root={zoo}", f"service.port={free_port()}", f"tasks.stream={tasks}"])
+    assert isinstance(cfg["tasks"]["stream"][0], dict)
+    summary = run_stream_job(cfg, tmp_path / "run")
+    rows = summary["tasks"]
+    assert len(rows) == 2 and all("accuracy" in r for r in rows), rows
+    for r in rows:
+        assert r["predicted_time_s"] <= r["budget_s"]
+        assert 0.0 <= r["accuracy"] <= 1.0
+    assert [r["experience_size"] for r in rows] == [1, 2]
+    assert json.loads((tmp_path / "run" / "stream.json").read_text())["tasks"] == rows
+
+
+def test_single_finetune_with_an_explicit_regime(ray_session, tmp_path):
+    zoo = make_tiny_zoo(tmp_path / "zoo", models=(("tiny", "etnas", "011-_16_1-2-2-2"),))
+    cfg = compose_config(
+        "finetune",
+        [
+            f"zoo_root={zoo}",
+            "task='digits:classes=0-2,num_train=60'",
+            "budget_s=2",
+            "regime.model=tiny.digits-32px",
+            "regime.epochs=1000",
+            "regime.batch_size=8",
+        ],
+    )
+    out = run_finetune_job(cfg, tmp_path / "run")
+    assert out["result"]["stopped_by"] == "deadline" and not out["result"]["finished"]
+    assert (tmp_path / "run" / "finetune.json").exists()
+    with pytest.raises(ValueError, match="regime.model"):
+        run_finetune_job(compose_config("finetune", [f"zoo_root={zoo}"]), tmp_path / "run2")
+
+
+def test_finetune_takes_a_dict_task_spec(ray_session, tmp_path):
+    zoo = make_tiny_zoo(tmp_path / "zoo", models=(("tiny", "etnas", "011-_16_1-2-2-2"),))
+    overrides = [f"zoo_root={zoo}", "task={kind:digits,classes:[0,1,2],num_train:60}", "budget_s=3"]
+    overrides += ["regime.model=tiny.digits-32px", "regime.epochs=1", "regime.batch_size=16"]
+    out = run_finetune_job(compose_config("finetune", overrides), tmp_path / "run")
+    assert out["task"]["num_classes"] == 3 and out["task"]["num_train"] == 60
+    assert 0.0 <= out["result"]["accuracy"] <= 1.0 and out["result"]["finished"]
