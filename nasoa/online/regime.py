@@ -13,7 +13,7 @@ import json
 import math
 import numbers
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ __all__ = [
     "RegimeSpace",
     "num_steps",
     "predict_time_s",
+    "sized_to_budget",
 ]
 
 
@@ -78,8 +79,10 @@ class Regime:
         lr: Peak learning rate of SGD.
         frozen_stages: Stem and first ``k`` stages frozen (0 = none).
         batch_size: Training batch size.
-        epochs: Passes over the training images.
+        epochs: Passes over the training images (at most; with ``steps``, the passes those steps start).
         schedule: Learning-rate schedule: ``"cosine"``, ``"step"`` or ``"constant"``.
+        steps: Planned optimizer steps, the schedule's horizon (None: ``epochs`` full passes). A regime sized to a
+            budget plans its steps from the budget; the run re-plans from its measured step times.
     """
 
     model: str
@@ -88,6 +91,7 @@ class Regime:
     batch_size: int
     epochs: int
     schedule: str = "cosine"
+    steps: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model:
@@ -98,6 +102,8 @@ class Regime:
         object.__setattr__(self, "epochs", _int("Regime", "epochs", self.epochs, 1))
         if self.schedule not in SCHEDULES:
             raise ValueError(f"Regime.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.steps is not None:
+            object.__setattr__(self, "steps", _int("Regime", "steps", self.steps, 1))
 
     @property
     def regime_id(self) -> str:
@@ -105,13 +111,17 @@ class Regime:
         text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha1(text.encode()).hexdigest()[:12]
 
-    def steps(self, num_train: int) -> int:
-        """Optimizer steps this regime runs on ``num_train`` training images."""
-        return num_steps(num_train, self.batch_size, self.epochs)
+    def planned_steps(self, num_train: int) -> int:
+        """Optimizer steps this regime plans on ``num_train`` training images."""
+        full = num_steps(num_train, self.batch_size, self.epochs)
+        return full if self.steps is None else min(self.steps, full)
 
     def to_dict(self) -> dict[str, Any]:
-        """The regime as a plain JSON-friendly dict."""
-        return asdict(self)
+        """The regime as a plain JSON-friendly dict (``steps`` only when set, so older ids stay as they were)."""
+        out = asdict(self)
+        if out["steps"] is None:
+            del out["steps"]
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Regime:
@@ -218,10 +228,22 @@ class CostModel:
         if regime.model != entry.key:
             raise ValueError(f"regime is for {regime.model!r}, not for {entry.key!r}")
         step_ms = entry.step_ms(device, regime.batch_size, regime.frozen_stages, resolution=task.resolution)
-        inf_ms = entry.inference_ms(device, regime.batch_size, resolution=task.resolution)
-        train_s = regime.steps(task.num_train) * step_ms / 1000.0
-        eval_s = math.ceil(self.num_val(task.num_train) / regime.batch_size) * inf_ms / 1000.0
-        return train_s + eval_s + self.overhead_s
+        train_s = regime.planned_steps(task.num_train) * step_ms / 1000.0
+        return train_s + self.eval_s(entry, regime.batch_size, task, device) + self.overhead_s
+
+    def eval_s(self, entry: ZooEntry, batch_size: int, task: TaskMeta, device: str) -> float:
+        """Seconds of evaluating the (estimated) validation images at the end of a run."""
+        inf_ms = entry.inference_ms(device, batch_size, resolution=task.resolution)
+        return math.ceil(self.num_val(task.num_train) / batch_size) * inf_ms / 1000.0
+
+    def steps_within(self, entry: ZooEntry, regime: Regime, task: TaskMeta, device: str, budget_s: float) -> int:
+        """Optimizer steps of ``regime``'s model, frozen stages and batch size predicted to fit ``budget_s`` (0: none).
+
+        The inverse of :meth:`time_s`: a regime with this many ``steps`` is predicted to take at most ``budget_s``.
+        """
+        step_ms = entry.step_ms(device, regime.batch_size, regime.frozen_stages, resolution=task.resolution)
+        left = budget_s - self.eval_s(entry, regime.batch_size, task, device) - self.overhead_s
+        return max(0, math.floor(left * 1000.0 / step_ms + 1e-9)) if step_ms > 0 else 0
 
 
 def predict_time_s(
@@ -246,6 +268,27 @@ def predict_time_s(
         KeyError: If the entry has no profile on ``device`` for the regime's frozen stages.
     """
     return (cost or CostModel()).time_s(entry, regime, task, device)
+
+
+def sized_to_budget(
+    entry: ZooEntry,
+    regime: Regime,
+    task: TaskMeta,
+    budget_s: float,
+    device: str,
+    cost: CostModel | None = None,
+    max_epochs: int = 100,
+) -> Regime | None:
+    """``regime`` (its model, lr, frozen stages, batch size, schedule) with the training length that fills ``budget_s``.
+
+    Its ``steps`` are those predicted to fit (at most ``max_epochs`` passes) and its ``epochs`` the passes they
+    start; None when not one step fits.
+    """
+    per_epoch = math.ceil(task.num_train / regime.batch_size)
+    steps = min((cost or CostModel()).steps_within(entry, regime, task, device, budget_s), max_epochs * per_epoch)
+    if steps < 1:
+        return None
+    return replace(regime, steps=steps, epochs=math.ceil(steps / per_epoch))
 
 
 def feasible_regimes(

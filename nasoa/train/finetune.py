@@ -1,8 +1,11 @@
 """Fine-tune a zoo model on a task with a regime, under a deadline. Plain torch, no Ray.
 
-The deadline covers everything from the call: loading, training, BN re-estimation and evaluation. Training
-stops before a step would start past ``deadline - reserve`` (the reserve is the predicted evaluation time),
-so a run overshoots its deadline by at most one step plus evaluation.
+The deadline covers everything from the call: loading, training, BN re-estimation and evaluation on the
+validation split. Training is planned for the regime's steps and re-planned from the measured time per step so
+that it ends, annealed, before ``deadline - reserve`` (the reserve is the predicted evaluation time); as a last
+resort no step starts past that point, so a run overshoots its deadline by at most one step plus evaluation. A short
+learning curve (validation top-1 on a sample, at a quarter, half and three quarters of the plan) is recorded on the
+way. With ``test=True`` the test split is scored after the clock stops: the benchmark's measurement, not the run's.
 """
 
 from __future__ import annotations
@@ -10,30 +13,57 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
+from torch.utils.data import DataLoader, Subset
 
-from nasoa.data import make_loaders
+from nasoa.data import make_loaders, make_test_loader
 from nasoa.train.device import device_name
 from nasoa.train.loop import evaluate, train_and_evaluate
+
+#: Fractions of the plan where the learning curve is sampled.
+CURVE_AT = (0.25, 0.5, 0.75)
+#: Validation images the curve points are measured on (the final top-1 uses all of them).
+CURVE_IMAGES = 128
 
 
 @dataclass(frozen=True)
 class FinetuneResult:
-    """What a fine-tuning run achieved."""
+    """What a fine-tuning run achieved.
+
+    Attributes:
+        accuracy: Validation top-1 at the end (chance for a diverged run).
+        time_s: Wall seconds of the run (test scoring excluded).
+        finished: Whether the run completed its plan (as re-planned), annealed.
+        stopped_by: ``"done"``, ``"deadline"`` (cut) or ``"nan"`` (diverged).
+        steps: Optimizer steps done.
+        planned_steps: Steps planned at the start.
+        epochs_done: Steps over steps per epoch.
+        train_s: Seconds until training ended (loading included).
+        eval_s: Seconds of BN re-estimation and validation.
+        device: Where it ran (``cpu:<host>`` or ``cuda:<name>``).
+        final_planned_steps: Steps planned at the end (fewer when re-planned to fit the deadline).
+        step_ms: Median measured training step (batch fetch excluded).
+        curve: ``[steps, validation top-1 on a sample]`` at a few points of the plan, then the final top-1.
+        test_accuracy: Test top-1 (only when asked for; measured after the clock stopped).
+    """
 
     accuracy: float
     time_s: float
     finished: bool
-    stopped_by: str  # "done" | "deadline" | "nan"
+    stopped_by: str
     steps: int
     planned_steps: int
     epochs_done: float
     train_s: float
     eval_s: float
     device: str = ""
+    final_planned_steps: int = 0
+    step_ms: float = math.nan
+    curve: list = field(default_factory=list)
+    test_accuracy: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -48,8 +78,9 @@ def finetune(
     seed: int = 0,
     bn_batches: int = 5,
     on_epoch: Callable[[int, float], Any] | None = None,
+    test: bool = False,
 ) -> FinetuneResult:
-    """Fine-tune ``regime.model`` from ``zoo`` on ``task``; stop cleanly at ``deadline_s`` seconds after the call.
+    """Fine-tune ``regime.model`` from ``zoo`` on ``task``; end, annealed, before ``deadline_s`` seconds from the call.
 
     ``on_epoch(epoch, top1)``, when given, is called after every epoch but the last with the validation top-1 of
     the model as it is (running BN statistics; this evaluation counts against the deadline), and at the end with
@@ -59,21 +90,13 @@ def finetune(
     if deadline_s is not None and not (math.isfinite(deadline_s) and deadline_s > 0):
         raise ValueError(f"deadline_s must be a positive number of seconds, got {deadline_s!r}")
     torch.manual_seed(seed)
-    entry = zoo.get(regime.model)
     model = zoo.load(regime.model, num_classes=task.num_classes, frozen_stages=regime.frozen_stages, device=device)
     train_loader, val_loader = make_loaders(task, regime.batch_size, seed=seed)
-    planned = regime.epochs * len(train_loader)
-    reserve = _eval_reserve(entry, task, regime.batch_size, bn_batches, device_name(device))
+    planned = regime.planned_steps(len(train_loader.dataset))
+    curve: list[list[float]] = []
+    reserve = _eval_reserve(zoo.get(regime.model), task, regime.batch_size, bn_batches, device_name(device))
     budget = None if deadline_s is None else max(0.0, deadline_s - (time.perf_counter() - t0) - reserve)
-    on_step = None
-    if on_epoch is not None:
-        per_epoch = len(train_loader)
-
-        def on_step(step: int, loss: float, lr: float) -> None:
-            if step % per_epoch == 0 and step < planned:
-                on_epoch(step // per_epoch, evaluate(model, val_loader, device=device).top1)
-                model.train()  # a StagedNet keeps its frozen parts in eval mode
-
+    hooks = _Hooks(model, val_loader, device, planned, len(train_loader), on_epoch, curve)
     t_train = time.perf_counter()
     result, ev = train_and_evaluate(
         model,
@@ -82,36 +105,88 @@ def finetune(
         bn_batches=bn_batches,
         device=device,
         epochs=regime.epochs,
+        max_steps=planned,
         lr=regime.lr,
         schedule=regime.schedule,
         frozen_stages=regime.frozen_stages,
         deadline_s=budget,
-        on_step=on_step,
+        on_step=hooks,
+        fit_deadline=budget is not None,
+        on_replan=hooks.replan,
     )
     t_eval = t_train + result.seconds
     accuracy = ev.top1 if ev is not None else 1.0 / task.num_classes  # a diverged run is as good as chance
     end = time.perf_counter()
+    curve.append([result.steps, float(accuracy)])
     if on_epoch is not None:
         on_epoch(max(1, math.ceil(result.steps / max(1, len(train_loader)))), float(accuracy))
     return FinetuneResult(
         accuracy=float(accuracy),
         time_s=end - t0,
         finished=result.finished,
-        stopped_by=result.stopped_by if result.stopped_by != "max_steps" else "done",
+        stopped_by="done" if result.stopped_by == "max_steps" else result.stopped_by,
         steps=result.steps,
         planned_steps=planned,
         epochs_done=result.steps / max(1, len(train_loader)),
         train_s=t_eval - t0,
         eval_s=end - t_eval,
         device=device_name(device),
+        final_planned_steps=result.planned_steps,
+        step_ms=result.step_ms_median,
+        curve=curve,
+        test_accuracy=_test_top1(model, task, regime.batch_size, device) if test and ev is not None else None,
     )
 
 
+class _Hooks:
+    """Called after every step: the learning curve's points, and ``on_epoch`` at epoch ends."""
+
+    def __init__(self, model, val_loader, device, planned, per_epoch, on_epoch, curve) -> None:  # noqa: ANN001
+        self.model, self.device, self.planned, self.per_epoch = model, device, planned, per_epoch
+        self.on_epoch, self.curve = on_epoch, curve
+        self.val_loader = val_loader
+        self.sample = _sample_loader(val_loader)
+        self.points: set[int] = set()
+        self.replan(planned)
+
+    def replan(self, planned: int) -> None:
+        """The curve's points at fractions of the (new) plan; points already measured stay."""
+        done = max((int(s) for s, _ in self.curve), default=0)
+        self.points = {p for p in (max(1, round(f * planned)) for f in CURVE_AT) if done < p < planned}
+
+    def __call__(self, step: int, loss: float, lr: float) -> None:
+        if step in self.points:
+            self.curve.append([step, evaluate(self.model, self.sample, device=self.device).top1])
+            self.model.train()  # a StagedNet keeps its frozen parts in eval mode
+        if self.on_epoch is not None and step % self.per_epoch == 0 and step < self.planned:
+            self.on_epoch(step // self.per_epoch, evaluate(self.model, self.val_loader, device=self.device).top1)
+            self.model.train()
+
+
+def _sample_loader(val_loader: DataLoader) -> DataLoader:
+    """The first :data:`CURVE_IMAGES` validation images, in the same batches."""
+    data = val_loader.dataset
+    if len(data) <= CURVE_IMAGES:
+        return val_loader
+    return DataLoader(Subset(data, range(CURVE_IMAGES)), batch_size=val_loader.batch_size, shuffle=False)
+
+
+def _test_top1(model, task, batch_size: int, device: str) -> float | None:  # noqa: ANN001
+    """Test top-1 of the fine-tuned model (None for a task without a test split)."""
+    if task.test is None:
+        return None
+    return float(evaluate(model, make_test_loader(task, batch_size), device=device).top1)
+
+
 def _eval_reserve(entry, task, batch_size: int, bn_batches: int, device: str) -> float:  # noqa: ANN001
-    """Predicted seconds for BN re-estimation and validation, from the zoo profiles (0 when unprofiled)."""
+    """Predicted seconds for BN re-estimation, validation and the curve points, from the zoo profiles."""
     try:
         val_batches = math.ceil(len(task.val) / batch_size)
+        curve_batches = len(CURVE_AT) * math.ceil(min(len(task.val), CURVE_IMAGES) / batch_size)
         per_batch = entry.inference_ms(device, batch_size, resolution=task.meta.resolution) / 1000
     except KeyError:
         return 0.0
-    return 1.5 * (val_batches + bn_batches) * per_batch
+    return 1.5 * (val_batches + bn_batches + curve_batches) * per_batch
+
+
+__all__ = ["CURVE_AT", "FinetuneResult", "finetune"]

@@ -47,10 +47,12 @@ class TrainResult:
         seconds: Wall time of the whole call, data loading included.
         final_loss: Loss of the last step run (NaN or inf when stopped by a non-finite loss; NaN if no step ran).
         mean_loss_last_epoch: Mean loss over the steps of the last (possibly partial) epoch; NaN if none.
-        finished: Whether the requested epochs (or ``max_steps``) were completed.
+        finished: Whether the planned steps were completed (the plan as re-planned to fit the deadline).
         stopped_by: ``"done"``, ``"deadline"``, ``"max_steps"`` or ``"nan"``.
         step_ms_median: Median compute time of a step (batch fetch excluded), leaving out the first step when
             there are more; NaN if no step ran.
+        planned_steps: The steps planned at the end (fewer than at the start when re-planned to the deadline).
+        replanned: Whether the plan was shortened to end before the deadline.
     """
 
     steps: int
@@ -61,6 +63,8 @@ class TrainResult:
     finished: bool
     stopped_by: StopReason
     step_ms_median: float
+    planned_steps: int = 0
+    replanned: bool = False
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,8 @@ def train(
     device: str | torch.device = "cpu",
     on_step: Callable[[int, float, float], Any] | None = None,
     label_smoothing: float = 0.0,
+    fit_deadline: bool = False,
+    on_replan: Callable[[int], Any] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place with SGD over its trainable parameters.
 
@@ -182,6 +188,10 @@ def train(
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``.
         on_step: Called after each step as ``on_step(step, loss, lr)``, ``step`` counting from 1.
         label_smoothing: Cross-entropy label smoothing.
+        fit_deadline: Re-plan to the deadline: from the third step on, when the measured wall time per step says
+            the planned steps would not fit before ``deadline_s``, shorten the plan (the schedule then anneals to
+            the new end), so the run ends annealed instead of being cut.
+        on_replan: Called with the new planned steps whenever the plan is shortened.
 
     Returns:
         A :class:`TrainResult`; a deadline or a non-finite loss is reported there, not raised.
@@ -223,7 +233,9 @@ def train(
     final_loss = float("nan")
     epoch_losses: list[float] = []
     step_ms: list[float] = []
+    step_wall: list[float] = []  # per step, batch fetch included: what re-planning divides the time left by
     stopped_by: StopReason | None = None
+    first_plan = planned
 
     for _ in range(epochs):
         losses: list[float] = []
@@ -235,6 +247,7 @@ def train(
             if past_deadline():
                 stopped_by = "deadline"
                 break
+            t_wall = time.perf_counter()
             try:
                 batch = next(it)
             except StopIteration:
@@ -264,10 +277,16 @@ def train(
             opt.step()
             synchronize(dev)
             step_ms.append((time.perf_counter() - t0) * 1e3)
+            step_wall.append(time.perf_counter() - t_wall)
             steps += 1
             losses.append(loss_value)
             if on_step is not None:
                 on_step(steps, loss_value, step_lr)
+            if fit_deadline and deadline_s is not None and steps >= 3:
+                new = _replan(planned, steps, deadline_s - (time.perf_counter() - start), step_wall)
+                if new < planned and on_replan is not None:
+                    on_replan(new)
+                planned = new
         if losses:  # an epoch cut short before its first step leaves the previous epoch's mean
             epoch_losses = losses
         if stopped_by is not None:
@@ -286,7 +305,16 @@ def train(
         finished=stopped_by in ("done", "max_steps"),
         stopped_by=stopped_by,
         step_ms_median=statistics.median(timed) if timed else float("nan"),
+        planned_steps=planned,
+        replanned=planned < first_plan,
     )
+
+
+def _replan(planned: int, steps: int, seconds_left: float, step_wall: list[float]) -> int:
+    """The plan shortened, if need be, to the steps that fit ``seconds_left`` at the recent wall time per step."""
+    recent = statistics.median(step_wall[-8:]) if len(step_wall) > 1 else step_wall[-1]
+    fits = steps + max(0, math.floor(seconds_left / max(recent, 1e-9)))
+    return min(planned, fits)
 
 
 @torch.inference_mode()

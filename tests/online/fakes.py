@@ -47,7 +47,7 @@ ENTRIES = (
 def simulate(task: TaskMeta, entry: ZooEntry, regime: Regime, rng: np.random.Generator | None = None) -> float:
     """A smooth made-up top-1: better models and more images seen help, a mistuned lr and many classes hurt."""
     frozen = regime.frozen_stages / entry.num_stages
-    seen = regime.steps(task.num_train) * regime.batch_size / task.num_train
+    seen = regime.planned_steps(task.num_train) * regime.batch_size / task.num_train
     progress = 1.0 - math.exp(-0.5 * seen * (1.0 + frozen))  # frozen backbones converge faster ...
     ceiling = entry.top1 * (1.0 - 0.25 * frozen)  # ... to a lower ceiling
     lr_penalty = 0.05 * (math.log10(regime.lr) - math.log10(0.03)) ** 2

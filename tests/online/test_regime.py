@@ -6,7 +6,7 @@ from nasoa.data.meta import TaskMeta
 from nasoa.online import CostModel, DeviceCost, Regime, RegimeSpace, num_steps, predict_time_s
 from nasoa.zoo.manifest import Profile, ZooEntry
 
-from .fakes import DEVICE, ENTRIES
+from .fakes import DEVICE, ENTRIES, make_entry
 
 
 def one_profile_entry() -> ZooEntry:
@@ -105,7 +105,7 @@ def test_predict_time_arithmetic():
     entry = one_profile_entry()
     task = TaskMeta(num_classes=10, num_train=500, resolution=32, channels=3)
     r = Regime("one.t", 0.01, 0, 32, 2)
-    assert num_steps(500, 32, 2) == r.steps(500) == 32
+    assert num_steps(500, 32, 2) == r.planned_steps(500) == 32
     # 32 steps x 10 ms + ceil(100 val images / 32) = 4 batches x 4 ms + 1 s overhead
     assert predict_time_s(entry, r, task, DEVICE) == pytest.approx(0.32 + 0.016 + 1.0, rel=1e-12)
     # Twice the resolution: 4x the pixels, every step and batch 4x dearer.
@@ -140,3 +140,23 @@ def test_footprint():
         DeviceCost().footprint(math.nan)
     with pytest.raises(ValueError):
         CostModel(overhead_s=-1.0)
+
+
+def test_a_regime_sized_to_a_budget_fills_it_and_no_more():
+    from nasoa.online.regime import CostModel, sized_to_budget
+
+    entry = make_entry("m.t", "etnas", base_ms=40.0, top1=0.5, params=10_000)
+    task = TaskMeta(num_classes=10, num_train=500, resolution=32, channels=3)
+    base = Regime("m.t", 0.01, 1, 32, 1)
+    cost = CostModel()
+    previous = 0
+    for budget in (2.0, 5.0, 20.0, 80.0):
+        sized = sized_to_budget(entry, base, task, budget, DEVICE, cost, max_epochs=1000)
+        assert cost.time_s(entry, sized, task, DEVICE) <= budget  # fits ...
+        longer = Regime("m.t", 0.01, 1, 32, sized.epochs + 1, steps=sized.steps + 1)
+        assert cost.time_s(entry, longer, task, DEVICE) > budget  # ... and one more step would not
+        assert sized.steps > previous and sized.planned_steps(task.num_train) == sized.steps
+        previous = sized.steps
+    assert sized_to_budget(entry, base, task, 1.0, DEVICE, cost) is None  # not one step fits after the overhead
+    capped = sized_to_budget(entry, base, task, 1e6, DEVICE, cost, max_epochs=3)
+    assert capped.steps == 3 * 16 and capped.epochs == 3

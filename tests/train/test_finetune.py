@@ -26,15 +26,25 @@ def test_finishes_within_a_generous_deadline(zoo, task):
     assert r.time_s == pytest.approx(r.train_s + r.eval_s)  # every second of the run is accounted for
 
 
-def test_stops_cleanly_at_the_deadline(zoo, task):
+def test_re_plans_to_end_annealed_before_the_deadline(zoo, task):
     deadline = 1.0
     r = finetune(zoo, Regime("tiny.digits-32px", 0.05, 0, 8, 10_000), task, deadline_s=deadline)
-    assert not r.finished and r.stopped_by == "deadline"
-    assert 0 < r.steps < r.planned_steps
+    assert r.finished and r.stopped_by == "done"  # the plan was shortened to fit: it ran to its end, annealed
+    assert 0 < r.steps == r.final_planned_steps < r.planned_steps
     step_s = r.train_s / r.steps
     # never more than one step plus evaluation over the deadline (with slack for loading and timer noise)
     assert r.time_s <= deadline + 2 * step_s + r.eval_s + 0.25
     assert 0.0 <= r.accuracy <= 1.0
+
+
+def test_the_curve_samples_the_plan_and_test_is_scored_off_the_clock(zoo):
+    task = make_task("digits:classes=0-2,num_train=90,test_fraction=0.2", resolution=32)
+    r = finetune(zoo, Regime("tiny.digits-32px", 0.05, 0, 8, 4), task, deadline_s=60, test=True)
+    steps = [s for s, _ in r.curve]
+    assert steps == sorted(steps) and steps[-1] == r.steps and len(steps) == 4  # 1/4, 1/2, 3/4 and the end
+    assert all(0.0 <= a <= 1.0 for _, a in r.curve) and r.curve[-1][1] == r.accuracy
+    assert r.test_accuracy is not None and 0.0 <= r.test_accuracy <= 1.0
+    assert finetune(zoo, Regime("tiny.digits-32px", 0.05, 0, 8, 1), task, deadline_s=60).test_accuracy is None
 
 
 def test_rejects_bad_deadlines(zoo, task):
