@@ -213,7 +213,9 @@ def test_learn_from_an_unprofiled_regime_uses_the_measured_time():
     row = experience_row(TASK, regime, part, accuracy=0.8, time_s=3.2, source="stream")
     assert g.learn(row).num_samples == 1
     x, _ = g.row_features(row)
-    assert x[FEATURE_NAMES.index("log_step_ms")] == pytest.approx(math.log(1000 * 3.2 / regime.planned_steps(TASK.num_train)))
+    assert x[FEATURE_NAMES.index("log_step_ms")] == pytest.approx(
+        math.log(1000 * 3.2 / regime.planned_steps(TASK.num_train))
+    )
     with pytest.raises(ValueError, match="no measured time"):
         g.learn({**row, "time_s": 0.0})
 
