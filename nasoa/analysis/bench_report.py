@@ -38,26 +38,26 @@ def _save(fig: Any, ax: Any, path: Path) -> Path:
 
 
 def plot_accuracy_vs_budget(rq: dict[str, Any], path: Path) -> Path:
-    """Mean top-1 over the stream's tasks against the time budget, one line per method (the paper's figure)."""
+    """Mean test top-1 over the stream against the budget multiple, one line per method with its 95% band."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    budgets = rq["budgets"]
-    for method, s in rq["summary"]["methods"].items():
-        ys = [s["by_budget"].get(f"{float(b):g}") for b in budgets]
-        style = {"oracle": ":", "nasoa": "-"}.get(method, "--")
-        ax.plot(
-            budgets,
-            [y if y is not None else float("nan") for y in ys],
-            style,
-            marker="o",
-            label=method,
-            linewidth=2.2 if method == "nasoa" else 1.2,
+    for method, curve in rq["summary"]["curves"].items():
+        xs = [float(x) for x in curve]
+        mean = [curve[x]["mean"] for x in curve]
+        style = {"oracle": ":", "nasoa": "-", "nasoa_noprobe": "-"}.get(method, "--")
+        (line,) = ax.plot(xs, mean, style, marker="o", label=method, linewidth=2.2 if method == "nasoa" else 1.2)
+        ax.fill_between(
+            xs, [curve[x]["lo"] for x in curve], [curve[x]["hi"] for x in curve], alpha=0.12, color=line.get_color()
         )
     _log_x(ax)
-    ax.set_xticks(budgets)
-    ax.set_xticklabels([f"{b:g}" for b in budgets])
-    ax.set_xlabel("time budget per fine-tune (s)")
-    ax.set_ylabel(f"mean top-1 over {len(rq['tasks'])} new tasks")
-    ax.set_title("Regime quality under a time budget")
+    multiples = rq["multiples"]
+    ax.set_xticks(multiples)
+    unit = rq.get("budget_unit", "x")
+    ax.set_xticklabels([f"{m:g}{unit}" for m in multiples])
+    ax.set_xlabel(
+        "time budget (s)" if unit == "s" else "time budget (multiples of each task's cheapest full fine-tune)"
+    )
+    ax.set_ylabel(f"mean test top-1, {len(rq['tasks'])} new tasks x {len(rq['seeds'])} seeds")
+    ax.set_title("Regime quality under a time budget (95% bands)")
     return _save(fig, ax, path)
 
 
@@ -89,47 +89,60 @@ def _f(x: Any, fmt: str = ".3f") -> str:
     return "—" if x is None else format(x, fmt)
 
 
+def _ci(d: dict[str, Any] | None) -> str:
+    return "—" if not d or d.get("mean") is None else f"{d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]"
+
+
+def _budget_words(rq: dict[str, Any]) -> str:
+    return "seconds" if rq.get("budget_unit") == "s" else "multiples of each task's cheapest full fine-tune"
+
+
 def _regime_section(rq: dict[str, Any]) -> list[str]:
+    summary = rq["summary"]
     lines = [
         "## Regime quality",
         "",
-        f"{len(rq['tasks'])} new tasks x budgets {', '.join(f'{b:g}' for b in rq['budgets'])} s; "
-        f"{len(rq['models'])} zoo models; predictor fitted on {rq['past_runs']} past runs; "
-        f"{rq['fine_tunes_run']} fine-tunes run ({rq['fine_tunes_reused']} reused); {rq['seconds']:.0f} s.",
+        f"{len(rq['tasks'])} new tasks x budgets {', '.join(f'{m:g}' for m in rq['multiples'])} "
+        f"({_budget_words(rq)}) x "
+        f"{len(rq['seeds'])} seeds; chosen on validation, scored on test. Predictor "
+        f"`{rq['predictor']['name']}` fitted on {rq['past_runs']} past runs; {rq['fine_tunes_run']} fine-tunes run "
+        f"({rq['fine_tunes_reused']} reused); {rq['seconds']:.0f} s.",
         "",
         "![accuracy vs budget](accuracy_vs_budget.png)",
         "",
-        "| method | mean top-1 | mean regret | max regret | fine-tunes to choose | compute to choose (s, mean) | "
-        + " | ".join(f"top-1 @ {b:g}s" for b in rq["budgets"])
+        "| method | mean test top-1 | mean val top-1 | compute (s, mean) | fine-tunes | "
+        + " | ".join(f"@ {m:g}{rq.get('budget_unit', 'x')}" for m in rq["multiples"])
         + " |",
-        "|---|---|---|---|---|---|" + "---|" * len(rq["budgets"]),
+        "|---|---|---|---|---|" + "---|" * len(rq["multiples"]),
     ]
-    for method, s in rq["summary"]["methods"].items():
+    for method, s in summary["methods"].items():
         lines.append(
-            f"| {method} | {_f(s['mean_accuracy'])} | {_f(s['mean_regret'])} | {_f(s['max_regret'])} | "
-            f"{_f(s['mean_fine_tunes'], '.1f')} | {_f(s['mean_choose_s'], '.1f')} | "
-            + " | ".join(_f(s["by_budget"].get(f"{float(b):g}")) for b in rq["budgets"])
+            f"| {method} | {_f(s['mean_test'])} | {_f(s['mean_val'])} | {_f(s['mean_compute_s'], '.1f')} | "
+            f"{_f(s['mean_fine_tunes'], '.1f')} | "
+            + " | ".join(_f(s["by_budget"].get(f"{m:g}")) for m in rq["multiples"])
             + " |"
         )
-    lines += ["", "Targets (full mode):", ""]
-    for name, t in rq["summary"]["targets"].items():
+    lines += [
+        "",
+        "Paired differences in test top-1 (per task and seed, averaged over budgets; 95% bootstrap over "
+        "tasks and seeds):",
+        "",
+    ]
+    lines += [f"- {name}: {_ci(d)}" for name, d in summary["paired"].items()]
+    lines += ["", "Targets:", ""]
+    for name, t in summary["targets"].items():
         detail = ", ".join(f"{k} {_f(v, '.4g') if isinstance(v, float) else v}" for k, v in t.items() if k != "met")
         lines.append(f"- {name}: **{'met' if t['met'] else 'NOT met'}** ({detail})")
-    lines += ["", "Per task and budget (top-1; regret against the oracle in brackets):", ""]
-    methods = list(rq["summary"]["methods"])
-    lines += ["| task | budget (s) | feasible | " + " | ".join(methods) + " |", "|---|---|---|" + "---|" * len(methods)]
-    cells = {}
-    for r in rq["rows"]:
-        cells.setdefault((r["task"], r["budget_s"]), {})[r["method"]] = r
-    for (task, budget), by in cells.items():
-        feasible = next(iter(by.values()))["feasible"]
-        vals = [
-            f"{_f(by[m]['accuracy'])} ({_f(by[m].get('regret'), '+.3f')})"
-            if m in by and by[m]["accuracy"] is not None
-            else "—"
-            for m in methods
-        ]
-        lines.append(f"| `{task}` | {budget:g} | {feasible} | " + " | ".join(vals) + " |")
+    return lines + [""] + _domain_table(summary)
+
+
+def _domain_table(summary: dict[str, Any]) -> list[str]:
+    methods = summary["methods"]
+    domains = sorted({d for s in methods.values() for d in s["by_domain"]})
+    lines = ["Per domain (mean test top-1):", "", "| method | " + " | ".join(domains) + " |"]
+    lines.append("|---|" + "---|" * len(domains))
+    for method, s in methods.items():
+        lines.append(f"| {method} | " + " | ".join(_f(s["by_domain"].get(d)) for d in domains) + " |")
     return lines
 
 

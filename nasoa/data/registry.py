@@ -14,6 +14,7 @@ missing-package errors and the cache): `fashion` (Fashion-MNIST train file: pret
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import re
 from collections.abc import Callable, Mapping
@@ -30,6 +31,7 @@ from nasoa.data.mnist5k import mnist5k_task
 from nasoa.data.synthetic import synthetic_task
 from nasoa.data.task import Task
 from nasoa.data.torchvision_sets import TORCHVISION_DATASETS, torchvision_task
+from nasoa.data.tuxpaint import tuxpaint_task
 
 TaskFactory = Callable[..., Task]
 
@@ -45,6 +47,7 @@ for _kind, _factory in {
     "clipart": clipart_task,
     "cards": cards_task,
     "emoji": emoji_task,
+    "tuxpaint": tuxpaint_task,
 }.items():
     TASKS.register(_kind, _factory)
 del _kind, _factory
@@ -162,7 +165,9 @@ def make_task(spec: str | Mapping[str, Any], **overrides: Any) -> Task:
     """Builds a task from a spec; keyword overrides win over the spec's own options.
 
     Args:
-        spec: See the module docstring, e.g. `"digits:classes=0-4,num_train=300"` or `{"kind": "synthetic"}`.
+        spec: See the module docstring, e.g. `"digits:classes=0-4,num_train=300"` or `{"kind": "synthetic"}`, or
+            a task-suite record (a mapping with `spec` and `name`, as in `conf/tasks/suite.yaml`): its spec, named
+            after the record.
         **overrides: Extra keyword arguments for the factory.
 
     Returns:
@@ -171,6 +176,10 @@ def make_task(spec: str | Mapping[str, Any], **overrides: Any) -> Task:
     Raises:
         ValueError: If the kind is unknown (the message lists the known kinds) or an option is not accepted.
     """
+    if isinstance(spec, Mapping) and "spec" in spec:
+        task = make_task(spec["spec"], **overrides)
+        name = str(spec.get("name") or task.name)
+        return dataclasses.replace(task, name=name, meta=dataclasses.replace(task.meta, name=name))
     kind, kwargs = parse_spec(spec)
     if kind not in TASKS:
         known = sorted(TASKS) + sorted(TORCHVISION_DATASETS)

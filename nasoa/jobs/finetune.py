@@ -58,13 +58,17 @@ def cached_zoo(root: str):  # noqa: ANN201 - a nasoa.zoo.Zoo
 
 @dataclass(frozen=True)
 class FinetuneJob:
-    """One fine-tuning run: a task spec (a string or a dict), a regime (as a dict), a deadline and a seed."""
+    """One fine-tuning run: a task spec (a string or a dict), a regime (as a dict), a deadline and a seed.
+
+    ``test``: also score the task's test split, after the clock stops (the benchmark's measurement).
+    """
 
     key: str
     task: Any
     regime: dict
     deadline_s: float
     seed: int = 0
+    test: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,9 @@ def run_finetune(
             set_threads(settings.threads)  # Ray reuses worker processes with their old thread count
         task, zoo = cached_task(job.task), cached_zoo(settings.zoo_root)
         regime = Regime.from_dict(job.regime)
-        result = finetune(zoo, regime, task, job.deadline_s, device=settings.device, seed=job.seed, on_epoch=on_epoch)
+        result = finetune(
+            zoo, regime, task, job.deadline_s, device=settings.device, seed=job.seed, on_epoch=on_epoch, test=job.test
+        )
         return FinetuneOutcome(job.key, task.meta.to_dict(), result.to_dict())
     except Exception as err:  # noqa: BLE001 - reported to the caller
         return FinetuneOutcome(job.key, error=f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=-3)}")

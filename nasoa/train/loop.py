@@ -120,12 +120,14 @@ def warm_up() -> float:
     return time.perf_counter() - start
 
 
-def lr_at(step: int, total: int, base_lr: float, schedule: Schedule) -> float:
+def lr_at(step: int, total: int, base_lr: float, schedule: Schedule, warmup: int = 0) -> float:
     """Learning rate for step ``step`` (0-based) of ``total`` planned steps.
 
-    ``cosine`` anneals from ``base_lr`` towards 0; ``step`` multiplies by 0.1 at 1/2 and again at 3/4 of the
-    steps; ``constant`` keeps ``base_lr``.
+    The first ``warmup`` steps ramp linearly up to ``base_lr``; then ``cosine`` anneals from ``base_lr`` towards 0;
+    ``step`` multiplies by 0.1 at 1/2 and again at 3/4 of the steps; ``constant`` keeps ``base_lr``.
     """
+    if step < warmup:
+        return base_lr * (step + 1) / (warmup + 1)
     if schedule == "constant" or total <= 0:
         return base_lr
     t = min(step, total) / total
@@ -168,6 +170,8 @@ def train(
     label_smoothing: float = 0.0,
     fit_deadline: bool = False,
     on_replan: Callable[[int], Any] | None = None,
+    optimizer: str = "sgd",
+    warmup_steps: int = 0,
 ) -> TrainResult:
     """Train ``model`` in place with SGD over its trainable parameters.
 
@@ -192,6 +196,8 @@ def train(
             the planned steps would not fit before ``deadline_s``, shorten the plan (the schedule then anneals to
             the new end), so the run ends annealed instead of being cut.
         on_replan: Called with the new planned steps whenever the plan is shortened.
+        optimizer: ``"sgd"`` (momentum, weight decay) or ``"adamw"`` (decoupled weight decay).
+        warmup_steps: Steps of linear learning-rate warm-up before the schedule.
 
     Returns:
         A :class:`TrainResult`; a deadline or a non-finite loss is reported there, not raised.
@@ -221,7 +227,7 @@ def train(
         raise ValueError("the loader has no length: pass max_steps to plan the schedule")
 
     capped = max_steps is not None and (per_epoch is None or max_steps < epochs * per_epoch)
-    opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    opt = _optimizer(optimizer, params, lr, momentum, weight_decay)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     model.train()
 
@@ -261,7 +267,7 @@ def train(
                 raise ValueError("train_loader must yield (images, labels)")
             x = x.to(dev, non_blocking=True)
             y = y.to(dev, non_blocking=True)
-            step_lr = lr_at(steps, planned, lr, schedule)
+            step_lr = lr_at(steps, planned, lr, schedule, warmup_steps)
             for group in opt.param_groups:
                 group["lr"] = step_lr
 
@@ -308,6 +314,14 @@ def train(
         planned_steps=planned,
         replanned=planned < first_plan,
     )
+
+
+def _optimizer(name: str, params: list, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r} (sgd or adamw)")
 
 
 def _replan(planned: int, steps: int, seconds_left: float, step_wall: list[float]) -> int:

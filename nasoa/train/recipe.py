@@ -29,6 +29,9 @@ class Recipe:
         lr: Peak SGD learning rate.
         weight_decay: SGD weight decay.
         schedule: ``cosine``, ``step`` or ``constant``.
+        optimizer: ``sgd`` (momentum 0.9) or ``adamw``.
+        warmup_fraction: Share of the planned steps with a linear learning-rate warm-up.
+        label_smoothing: Cross-entropy label smoothing.
         recalibrate_bn_batches: Training batches for BatchNorm re-estimation before evaluation.
         profile_batch_sizes: Batch sizes of the step-time profiles.
         profile_warmup: Untimed steps before each profile.
@@ -46,6 +49,9 @@ class Recipe:
     lr: float = 0.1
     weight_decay: float = 5e-4
     schedule: str = "cosine"
+    optimizer: str = "sgd"
+    warmup_fraction: float = 0.0
+    label_smoothing: float = 0.0
     recalibrate_bn_batches: int = 5
     profile_batch_sizes: tuple[int, ...] = (64,)
     profile_warmup: int = 2
@@ -91,6 +97,7 @@ def fit(model, recipe: Recipe):  # noqa: ANN001, ANN201 - a StagedNet; (TrainRes
 
     task = source_task(recipe.source, recipe.resolution, recipe.seed)
     train_loader, val_loader = make_loaders(task, recipe.batch_size, seed=recipe.seed)
+    planned = recipe.epochs * len(train_loader) if recipe.max_steps is None else recipe.max_steps
     return train_and_evaluate(
         model,
         train_loader,
@@ -102,6 +109,9 @@ def fit(model, recipe: Recipe):  # noqa: ANN001, ANN201 - a StagedNet; (TrainRes
         lr=recipe.lr,
         weight_decay=recipe.weight_decay,
         schedule=recipe.schedule,
+        optimizer=recipe.optimizer,
+        warmup_steps=round(recipe.warmup_fraction * planned),
+        label_smoothing=recipe.label_smoothing,
     )
 
 

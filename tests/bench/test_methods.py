@@ -1,25 +1,24 @@
-"""The regime choosers on a hand-made cell with a fake, deterministic evaluate (no training)."""
-
-import dataclasses
-import math
+"""The regime choosers and the protocol's arithmetic on hand-made cells, with a fake evaluate (no training)."""
 
 import pytest
 
+from nasoa.bench import protocol
 from nasoa.bench.methods import (
     Cell,
-    DefaultFinetune,
+    Choice,
     ExhaustiveOracle,
+    FixedRecipe,
+    Grid,
     NasoaOneShot,
     RandomRegime,
     SeriesUpperBound,
     best_of,
-    recipe_regime,
 )
 from nasoa.data.meta import TaskMeta
-from nasoa.jobs.benchmark.regime_quality import compute_to_match, select_entries, summarize
+from nasoa.jobs.benchmark.regime_quality import StreamTask, check_stream_is_new, stream_tasks, summarize
 from nasoa.online.generator import RegimeGenerator
 from nasoa.online.predictor import create_predictor
-from nasoa.online.regime import CostModel, Regime, RegimeSpace, feasible_regimes
+from nasoa.online.regime import CostModel, Regime
 from nasoa.train.finetune import FinetuneResult
 from nasoa.zoo import read_manifest
 
@@ -29,9 +28,10 @@ META = TaskMeta(3, 90, 32, 3, "t")
 
 
 def fake_result(regime: Regime) -> FinetuneResult:
-    """Accuracy grows with epochs and prefers lr 0.03 and model "b"; time grows with epochs."""
-    acc = 0.5 + 0.05 * regime.epochs - abs(regime.lr - 0.03) + (0.1 if regime.model == "b" else 0.0)
-    return FinetuneResult(min(acc, 1.0), 1.0 + regime.epochs, True, "done", 1, 1, 1.0, 1.0, 0.1)
+    """Validation top-1 grows with steps, prefers lr 0.03 and model "tiny"; test is validation minus 0.01."""
+    val = min(1.0, 0.4 + 0.001 * (regime.steps or 0) - abs(regime.lr - 0.03) + (0.1 if "tiny" in regime.model else 0))
+    steps = regime.steps or 1
+    return FinetuneResult(val, 1.0 + steps / 100, True, "done", steps, steps, 1.0, 1.0, 0.1, test_accuracy=val - 0.01)
 
 
 class Counting:
@@ -43,139 +43,159 @@ class Counting:
         return [fake_result(r) for r in regimes]
 
 
-def cell(max_epochs=3) -> Cell:
-    feasible = tuple(
-        Regime(m, lr, 0, 32, e) for m in ("a", "b") for lr in (0.01, 0.03) for e in range(1, max_epochs + 1)
-    )
-    return Cell("spec", META, 10.0, feasible, {r.regime_id: 1.0 + r.epochs for r in feasible})
+@pytest.fixture(scope="module")
+def entries(tmp_path_factory):
+    return tuple(read_manifest(make_tiny_zoo(tmp_path_factory.mktemp("zoo"))))
 
 
-def test_best_of_keeps_the_most_accurate_and_sums_the_compute():
-    ev = Counting()
-    regimes = list(cell().feasible)
-    choice = best_of("x", cell(), regimes, ev)
-    assert choice.regime == Regime("b", 0.03, 0, 32, 3)
+def cell(entries, budget=10.0, seed=0) -> Cell:
+    return Cell("t", "spec", META, budget, budget / 2, seed, entries, "cpu:test", CostModel())
+
+
+def test_best_of_keeps_the_best_validation_and_sums_the_compute(entries):
+    c = cell(entries)
+    regimes = [c.sized(r) for r in Grid(lrs=(0.01, 0.03)).regimes(c)]
+    choice = best_of("x", c, regimes, Counting())
+    assert choice.regime == max(regimes, key=lambda r: fake_result(r).accuracy)
     assert choice.fine_tunes == len(regimes)
-    assert choice.choose_s == pytest.approx(sum(1.0 + r.epochs for r in regimes))
-    accs = [fake_result(r).accuracy for _, r in choice.trace]
-    assert accs == sorted(accs) and choice.trace[-1][1] == choice.regime  # the trace only ever improves
+    assert choice.compute_s == pytest.approx(sum(fake_result(r).time_s for r in regimes))
+    assert best_of("x", c, [None], Counting()).regime is None
 
 
-def test_default_recipe_takes_as_many_epochs_as_fit_and_nothing_frozen():
-    regime, note = recipe_regime(cell(3), "a", 0.03, 32)
-    assert regime == Regime("a", 0.03, 0, 32, 3) and not note
-    none, note = recipe_regime(cell(3), "a", 0.1, 32)
-    assert none is None and "no a regime" in note
-    choice = DefaultFinetune("a", 0.1, 32).choose(cell(), Counting())
-    assert choice.regime is None and choice.fine_tunes == 0 and choice.note
-    spaced = dataclasses.replace(cell(), space=RegimeSpace(lrs=(0.1,), batch_sizes=(32,), epochs=(2, 5)))
-    choice = DefaultFinetune("a", 0.1, 32).choose(spaced, Counting())  # runs anyway; the deadline stops it
-    assert (
-        choice.regime == Regime("a", 0.1, 0, 32, 2) and choice.fine_tunes == 1 and "until the deadline" in choice.note
-    )
+def test_every_regime_is_sized_to_fill_the_budget(entries):
+    small, large = cell(entries, 4.0), cell(entries, 40.0)
+    base = Regime(entries[0].key, 0.01, 0, 16, 1)
+    a, b = small.sized(base), large.sized(base)
+    assert a.steps < b.steps
+    cost = CostModel()
+    for c, r in ((small, a), (large, b)):
+        assert cost.time_s(c.entry(r.model), r, META, "cpu:test") <= c.budget_s
+    assert cell(entries, 0.5).sized(base) is None  # not even one step fits
 
 
-def test_series_upper_bound_tries_every_member_and_keeps_the_best():
+def test_default_recipe_trains_until_the_budget_with_nothing_frozen(entries):
+    c = cell(entries)
+    choice = FixedRecipe("default", "mnv3s", 0.01, 16).choose(c, Counting())
+    assert choice.regime.frozen_stages == 0 and choice.regime.schedule == "constant"
+    assert choice.regime == c.sized(Regime(choice.regime.model, 0.01, 0, 16, 1, "constant"))
+    assert "not in the zoo" in FixedRecipe("default", "nope", 0.01, 16).choose(c, Counting()).note
+
+
+def test_series_upper_bound_tries_every_member_and_keeps_the_best(entries):
     ev = Counting()
-    choice = SeriesUpperBound("s", ["a", "b"], 0.03, 32).choose(cell(), ev)
-    assert [r.model for r in ev.calls] == ["a", "b"]
-    assert choice.regime.model == "b" and choice.fine_tunes == 2
-    with pytest.raises(ValueError, match="no models"):
-        SeriesUpperBound("s", [], 0.03, 32)
+    choice = SeriesUpperBound("s", ["mnv3s", "tiny"], 0.03, 16, "cosine").choose(cell(entries), ev)
+    assert len(ev.calls) == 2 and choice.regime.model.startswith("tiny")
 
 
-def test_random_regime_is_feasible_and_seeded():
-    c = cell()
-    picks = {RandomRegime(seed).choose(c, Counting()).regime for seed in range(20)}
-    assert picks <= set(c.feasible) and len(picks) > 1
-    assert RandomRegime(3).choose(c, Counting()).regime == RandomRegime(3).choose(c, Counting()).regime
+def test_random_regime_is_from_the_grid_and_seeded(entries):
+    grid = Grid(lrs=(0.01, 0.03, 0.1), frozen_fractions=(0.0, 1.0), batch_sizes=(16,))
+    picks = {RandomRegime(grid, 0).choose(cell(entries, seed=s), Counting()).regime for s in range(8)}
+    assert len(picks) > 1
+    again = RandomRegime(grid, 0).choose(cell(entries, seed=3), Counting()).regime
+    assert again == RandomRegime(grid, 0).choose(cell(entries, seed=3), Counting()).regime
 
 
-def test_oracle_is_at_least_as_good_as_every_other_method():
-    c = cell()
-    best = ExhaustiveOracle().choose(c, Counting())
-    assert best.fine_tunes == len(c.feasible)
-    for method in (DefaultFinetune("a", 0.03, 32), RandomRegime(1), SeriesUpperBound("s", ["a", "b"], 0.01, 32)):
-        assert fake_result(method.choose(c, Counting()).regime).accuracy <= fake_result(best.regime).accuracy
+def test_oracle_is_at_least_as_good_on_validation_as_every_grid_member(entries):
+    grid = Grid(lrs=(0.01, 0.03), frozen_fractions=(0.0, 0.5))
+    c = cell(entries)
+    oracle = ExhaustiveOracle(grid).choose(c, Counting())
+    for r in grid.regimes(c):
+        assert fake_result(oracle.regime).accuracy >= fake_result(c.sized(r)).accuracy
 
 
-def test_compute_to_match_walks_the_trace():
-    c = cell()
-    choice = best_of("x", c, list(c.feasible), Counting())
-    acc = {r.regime_id: fake_result(r).accuracy for r in c.feasible}
-    first = choice.trace[0]
-    assert compute_to_match(choice, acc[first[1].regime_id], acc) == first[0]
-    assert compute_to_match(choice, max(acc.values()), acc) == choice.trace[-1][0]
-    assert compute_to_match(choice, 2.0, acc) is None
-
-
-def test_nasoa_proposes_a_feasible_regime_with_one_fine_tune_and_learns(tmp_path):
-    entries = read_manifest(make_tiny_zoo(tmp_path / "zoo"))
-    space = RegimeSpace(lrs=(0.01, 0.03), batch_sizes=(16,), epochs=(1, 2, 4), max_frozen_fraction=0.0)
-    gen = RegimeGenerator(entries, create_predictor("bayes_linear"), space=space, device="cpu:test")
-    feasible, predicted = feasible_regimes(entries, space, META, 3.0, "cpu:test", CostModel())
-    assert feasible and all(t <= 3.0 for t in predicted.values())
-    c = Cell("spec", META, 3.0, feasible, predicted)
-    ev = Counting()
-    method = NasoaOneShot(gen)
-    choice = method.choose(c, ev)
-    assert choice.regime in feasible and choice.fine_tunes == 1 and len(ev.calls) == 1
+def test_nasoa_proposes_one_regime_within_the_budget_and_learns(entries):
     from nasoa.online.experience import experience_row
 
+    gen = RegimeGenerator(list(entries), create_predictor("bayes_linear"), device="cpu:test")
+    method = NasoaOneShot(gen)
+    ev = Counting()
+    choice = method.choose(cell(entries, 30.0), ev)
+    assert choice.fine_tunes == 1 and len(ev.calls) == 1 and choice.predicted["time_s"] <= 30.0
     entry = next(e for e in entries if e.key == choice.regime.model)
-    row = experience_row(META, choice.regime, entry, accuracy=0.7, time_s=2.0, budget_s=3.0, source="stream")
+    row = experience_row(META, choice.regime, entry, accuracy=0.7, time_s=2.0, budget_s=30.0, source="stream")
     before = gen.predictor.num_samples
     method.learn([row])
     assert gen.predictor.num_samples == before + 1
-    with pytest.raises(ValueError, match="not in the zoo"):
-        select_entries(entries, ["nope"])
-    assert [e.name for e in select_entries(entries, ["mnv3s"])] == ["mnv3s"]
 
 
-def test_summary_checks_the_targets_from_the_rows():
-    def row(method, acc, choose_s, budget=4.0, match=None):
-        return {
-            "method": method,
-            "task": "t",
-            "budget_s": budget,
-            "accuracy": acc,
-            "regret": 0.9 - acc,
-            "fine_tunes": 1,
-            "choose_s": choose_s,
-            "compute_to_match_nasoa_s": match,
-        }
-
-    rows = [
-        row("oracle", 0.9, 100.0),
-        row("nasoa", 0.895, 2.0),
-        row("default", 0.8, 2.0),
-        row("regnet_series", 0.85, 4.0),
-        row("bohb", 0.89, 120.0, match=100.0),
-    ]
-    s = summarize(rows, {"budgets": [4.0], "series": {"regnet_series": []}})
-    t = s["targets"]
-    assert t["beats_default"]["met"] and t["beats_regnet_series"]["met"]
-    assert t["within_1pct_of_oracle"]["met"]
-    b = t["bohb_accuracy_at_40x_less_compute"]
-    assert b["met"] and b["compute_ratio_total"] == 60.0 and b["median_compute_ratio_to_match_nasoa"] == 50.0
-    rows[1] = row("nasoa", 0.80, 2.0)
-    t = summarize(rows, {"budgets": [4.0], "series": {"regnet_series": []}})["targets"]
-    assert not t["beats_regnet_series"]["met"] and not t["within_1pct_of_oracle"]["met"]
-    assert not t["bohb_accuracy_at_40x_less_compute"]["met"]
-    assert math.isclose(s["methods"]["nasoa"]["mean_regret"], 0.005)
+def test_the_guard_refuses_a_stream_task_the_experience_holds():
+    stream = stream_tasks([{"name": "cards-suit", "spec": "cards:target=suit", "domain": "cards"}, "digits"])
+    assert [t.name for t in stream] == ["cards-suit", "digits"] and isinstance(stream[0], StreamTask)
+    check_stream_is_new(stream, [{"task_name": "clipart-food"}])
+    with pytest.raises(ValueError, match="cards-suit"):
+        check_stream_is_new(stream, [{"task_name": '{"name": "cards-suit", "spec": "cards:target=suit"}'}])
+    with pytest.raises(ValueError, match="digits"):
+        check_stream_is_new(stream, [{"task_name": "digits"}])
 
 
-def test_bohb_reuses_a_journaled_cell_search_without_ray(tmp_path):
-    from nasoa.bench.methods import Choice
+def rows_of(accuracy):
+    """Rows of three methods on two tasks x two seeds x two budgets; ``accuracy(method, task, seed, x)``."""
+    out = []
+    for method in ("oracle", "nasoa", "default"):
+        for task, domain in (("a", "d1"), ("b", "d2")):
+            for seed in (0, 1):
+                for x in (1.0, 16.0):
+                    acc = accuracy(method, task, seed, x)
+                    out.append(
+                        {
+                            "method": method,
+                            "task": task,
+                            "domain": domain,
+                            "seed": seed,
+                            "multiple": x,
+                            "budget_s": 2.0 * x,
+                            "time_s": 1.9 * x,
+                            "val_accuracy": acc + 0.01,
+                            "test_accuracy": acc,
+                            "compute_s": 1.9 * x,
+                            "fine_tunes": 1,
+                            "predicted_accuracy": acc + 0.02 if method == "nasoa" else None,
+                            "position": 0 if task == "a" else 1,
+                            "stream_length": 2,
+                        }
+                    )
+    return out
+
+
+def test_summary_measures_the_targets_from_the_rows():
+    good = rows_of(lambda m, t, s, x: {"oracle": 0.9, "nasoa": 0.89, "default": 0.8}[m] + (0.05 if x > 1 else 0))
+    t = summarize(good, {"series": {}})["targets"]
+    assert t["beats_default_by_5_points"]["met"] and t["beats_default_by_5_points"]["mean"] == pytest.approx(0.09)
+    assert t["regret_at_most_2_points"]["met"] and t["accuracy_grows_with_budget"]["share"] == 1.0
+    assert t["prediction_error_at_most_0.05"]["val"] == pytest.approx(0.01)
+    assert t["no_run_over_budget_by_5pct"]["met"]
+    bad = rows_of(lambda m, t, s, x: {"oracle": 0.9, "nasoa": 0.7, "default": 0.8}[m] - (0.05 if x > 1 else 0))
+    t = summarize(bad, {"series": {}})["targets"]
+    assert not t["beats_default_by_5_points"]["met"] and t["beats_default_by_5_points"]["hi"] < 0
+    assert not t["regret_at_most_2_points"]["met"] and t["accuracy_grows_with_budget"]["share"] == 0.0
+
+
+def test_bootstrap_interval_covers_the_mean_and_shrinks_with_agreement():
+    noisy = protocol.bootstrap_ci({("a", 0): 0.1, ("a", 1): -0.1, ("b", 0): 0.3, ("b", 1): 0.0})
+    steady = protocol.bootstrap_ci({("a", 0): 0.1, ("a", 1): 0.1, ("b", 0): 0.1, ("b", 1): 0.1})
+    assert noisy["lo"] <= noisy["mean"] <= noisy["hi"] and noisy["hi"] - noisy["lo"] > 0.1
+    assert steady["lo"] == steady["hi"] == pytest.approx(0.1)
+
+
+def test_over_budget_and_stream_thirds():
+    rows = rows_of(lambda m, t, s, x: 0.9 if m == "oracle" else (0.7 if t == "a" else 0.85))
+    rows[0]["time_s"] = 2.2  # 10% over a 2 s budget
+    assert protocol.over_budget(rows)["over"] == 1
+    thirds = protocol.stream_thirds(rows, "nasoa")  # task a first (regret 0.2), task b last (regret 0.05)
+    assert thirds["first"] == pytest.approx(0.2) and thirds["last"] == pytest.approx(0.05)
+
+
+def test_bohb_reuses_a_journaled_cell_search_without_ray(tmp_path, entries):
     from nasoa.jobs.benchmark.bohb import BOHBSearch
 
-    search = BOHBSearch("zoo", tmp_path / "tune", num_samples=4)
-    c = cell()
-    regime = c.feasible[3]
-    done = Choice("bohb", regime, 4, 12.5, ((3.0, c.feasible[0]), (12.5, regime)), "2 of 4 trials trained fully")
-    search._record(search._cell_key(c), done)
+    grid = Grid(lrs=(0.01, 0.03))
+    search = BOHBSearch("zoo", tmp_path / "tune", grid, {"tasks": 1, "multiples": [5.0], "seeds": [0]})
+    search.task_order = ["t"]
+    c = cell(entries)
+    regime = c.sized(grid.regimes(c)[1])
+    done = Choice("bohb", regime, 4, 12.5, ((12.5, regime),), "2 of 4 trials trained fully")
+    search._record(search._cell_key(c, 40 * c.budget_s), done)
     with open(tmp_path / "tune" / "bohb_choices.jsonl", "a") as f:
         f.write('{"key": "torn')
     assert search.choose(c, Counting()) == done  # no Tune run: the journal answers
-    other = BOHBSearch("zoo", tmp_path / "tune", num_samples=8)
-    assert other._cell_key(c) != search._cell_key(c)  # a different search is not reused
+    assert "not one of BOHB's cells" in search.choose(cell(entries, seed=1), Counting()).note

@@ -64,6 +64,12 @@ def resolve_sources(sources: Mapping[str, Any], run_dir: Path, experiment: str =
     raise ValueError("sources: give main_dir, or zoo_root (and state_dir), or build=pipeline|tiny")
 
 
+def _with_service(section: Mapping[str, Any], cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The regime-quality section with the stream and the service's predictor, regime space and settings."""
+    keys = ("predictor", "regime_space", "service")
+    return dict(section) | {"tasks": list(cfg["tasks"]["stream"])} | {k: cfg[k] for k in keys}
+
+
 def run_benchmark(cfg: Mapping[str, Any], run_dir: str | Path) -> dict[str, Any]:
     """Run the configured benchmarks into ``run_dir``, then the report; returns the index written."""
     run_dir = Path(run_dir).resolve()
@@ -77,7 +83,9 @@ def run_benchmark(cfg: Mapping[str, Any], run_dir: str | Path) -> dict[str, Any]
     log.info("benchmarks %s on zoo %s (experience: %s) -> %s", list(cfg["benchmarks"]), zoo_root, state_dir, run_dir)
     runners = {
         "zoo_efficiency": lambda c: run_zoo_efficiency(c, cfg["runtime"], zoo_root, run_dir),
-        "regime_quality": lambda c: run_regime_quality(c, cfg["runtime"], zoo_root, state_dir, run_dir),
+        "regime_quality": lambda c: run_regime_quality(
+            _with_service(c, cfg), cfg["runtime"], zoo_root, state_dir, run_dir
+        ),
         "search_efficiency": lambda c: run_search_efficiency(c, cfg["runtime"], experiment, run_dir),
         "serving": lambda c: run_serving(c, zoo_root, run_dir),
     }

@@ -28,9 +28,9 @@ from nasoa.train.finetune import FinetuneResult
 log = logging.getLogger(__name__)
 
 
-def run_key(spec: str, regime: Regime, budget_s: float, seed: int) -> str:
-    """Deterministic id of one fine-tuning run."""
-    text = json.dumps([spec, regime.regime_id, round(float(budget_s), 6), int(seed)], separators=(",", ":"))
+def run_key(task: str, regime: Regime, budget_s: float, seed: int) -> str:
+    """Deterministic id of one fine-tuning run (the regime's id covers its planned steps)."""
+    text = json.dumps([task, regime.regime_id, round(float(budget_s), 6), int(seed)], separators=(",", ":"))
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
@@ -43,29 +43,22 @@ def finetune_once(job: FinetuneJob, settings: FinetuneSettings) -> dict[str, Any
 
 
 class FinetuneRuns:
-    """Cached, parallel fine-tuning of regimes under a budget.
+    """Cached, parallel fine-tuning of regimes under a budget, each also scored on the task's test split.
 
     Args:
         path: The journal (``runs.jsonl``); existing results are reused.
         zoo_root: The zoo the regimes' models come from.
         runtime: Where runs go: the device, and a GPU per run on a GPU runtime.
-        seed: Fine-tuning seed (part of every key).
         cpus_per_run: Ray CPUs reserved per run (runs at once = Ray's CPUs / this), also its torch threads.
     """
 
     def __init__(
-        self,
-        path: str | os.PathLike,
-        zoo_root: str,
-        runtime: RuntimeSettings | None = None,
-        seed: int = 0,
-        cpus_per_run: float = 1.0,
+        self, path: str | os.PathLike, zoo_root: str, runtime: RuntimeSettings | None = None, cpus_per_run: float = 1.0
     ) -> None:
         self.path = Path(path)
         runtime = runtime or RuntimeSettings()
         self.settings = FinetuneSettings(str(zoo_root), runtime.device, max(1, int(cpus_per_run)))
         self.resources = runtime.worker_resources(cpus=float(cpus_per_run))
-        self.seed = int(seed)
         self.results: dict[str, FinetuneResult] = {}
         self.ran = 0
         for row in read_jsonl(self.path):  # a torn last line from a crash is skipped: that run is redone
@@ -79,38 +72,44 @@ class FinetuneRuns:
     def __len__(self) -> int:
         return len(self.results)
 
-    def _append(self, key: str, spec: str, regime: Regime, budget_s: float, result: FinetuneResult) -> None:
-        row = {"key": key, "spec": spec, "regime": regime.to_dict(), "budget_s": budget_s, "seed": self.seed}
+    def _append(self, key: str, task: str, regime: Regime, budget_s: float, seed: int, result: FinetuneResult) -> None:
+        row = {"key": key, "task": task, "regime": regime.to_dict(), "budget_s": budget_s, "seed": seed}
         with JsonlJournal(self.path) as journal:
             journal.append([row | {"result": result.to_dict()}])
 
-    def evaluate(self, spec: str, budget_s: float, regimes: Sequence[Regime]) -> list[FinetuneResult]:
-        """The result of every regime on ``spec`` under ``budget_s`` (running those not yet run, in parallel)."""
-        keys = [run_key(spec, r, budget_s, self.seed) for r in regimes]
+    def evaluate(self, task: str, spec: Any, budget_s: float, seed: int, regimes: Sequence[Regime]) -> list:
+        """The result of every regime on ``spec`` (named ``task``) under ``budget_s`` with ``seed``.
+
+        Regimes not run yet are fine-tuned in parallel on Ray (``cpus_per_run`` each), and journaled as they land.
+        """
+        keys = [run_key(task, r, budget_s, seed) for r in regimes]
         todo = {k: r for k, r in zip(keys, regimes, strict=True) if k not in self.results}
         if todo:
-            cpus, gpus = self.resources["CPU"], self.resources.get("GPU", 0)
-            remote = ray.remote(finetune_once).options(num_cpus=cpus, num_gpus=gpus)
-            pending = {
-                remote.remote(FinetuneJob(k, spec, r.to_dict(), budget_s, self.seed), self.settings): (k, r)
-                for k, r in todo.items()
-            }
-            t0, last = time.time(), time.time()
-            while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
-                key, regime = pending.pop(done[0])
-                result = FinetuneResult(**ray.get(done[0]))
-                self.results[key] = result
-                self.ran += 1
-                self._append(key, spec, regime, budget_s, result)
-                if len(todo) > 4 and (time.time() - last > 30 or not pending):
-                    last = time.time()
-                    log.info(
-                        "  %s, budget %gs: %d/%d fine-tunes done (%.0fs)",
-                        spec,
-                        budget_s,
-                        len(todo) - len(pending),
-                        len(todo),
-                        time.time() - t0,
-                    )
+            self._run(task, spec, budget_s, seed, todo)
         return [self.results[k] for k in keys]
+
+    def _run(self, task: str, spec: Any, budget_s: float, seed: int, todo: dict[str, Regime]) -> None:
+        cpus, gpus = self.resources["CPU"], self.resources.get("GPU", 0)
+        remote = ray.remote(finetune_once).options(num_cpus=cpus, num_gpus=gpus)
+        pending = {
+            remote.remote(FinetuneJob(k, spec, r.to_dict(), budget_s, seed, test=True), self.settings): (k, r)
+            for k, r in todo.items()
+        }
+        t0, last = time.time(), time.time()
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            key, regime = pending.pop(done[0])
+            result = FinetuneResult(**ray.get(done[0]))
+            self.results[key] = result
+            self.ran += 1
+            self._append(key, task, regime, budget_s, seed, result)
+            if len(todo) > 4 and (time.time() - last > 30 or not pending):
+                last = time.time()
+                log.info(
+                    "  %s, %gs: %d/%d fine-tunes done (%.0fs)",
+                    task,
+                    budget_s,
+                    len(todo) - len(pending),
+                    len(todo),
+                    time.time() - t0,
+                )
