@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -39,6 +40,7 @@ class ZooSettings:
     front_members: int = 5
     etnas: tuple[str, ...] = ("ET-NAS-A", "ET-NAS-B", "ET-NAS-C", "ET-NAS-D", "ET-NAS-E")
     references: tuple[str, ...] = ()
+    fair_margin: float = 0.15  # every pretrained entry's source top-1 within this of the best, or the build warns
 
 
 @ray.remote(num_cpus=0)
@@ -121,8 +123,9 @@ def run_zoo_job(cfg: Mapping[str, Any], out_dir: str | os.PathLike) -> dict[str,
     failed = [it.name for it in build.items if it.key not in {e.key for e in entries}]
     summary = {
         "root": str(build.root),
-        "entries": [{"key": e.key, "name": e.name, "kind": e.kind, "top1": e.top1} for e in entries],
+        "entries": [{"key": e.key, "name": e.name, "kind": e.kind, "top1": _finite(e.top1)} for e in entries],
         "failed": failed,
+        "fairness": fairness(entries, cfg["zoo"].fair_margin),
         "seconds": time.time() - t0,
         "plot": plot_zoo(entries, build.root / "zoo.png") if entries else None,
         "settings": build.recipe.to_dict(),
@@ -131,6 +134,22 @@ def run_zoo_job(cfg: Mapping[str, Any], out_dir: str | os.PathLike) -> dict[str,
     write_json_atomic(summary, build.root / "build_summary.json")
     _log_done(entries, failed, build.root, summary["plot"])
     return summary
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def fairness(entries: Sequence[ZooEntry], margin: float) -> dict[str, Any]:
+    """Whether every entry pretrained here lands within ``margin`` of the best source top-1 (published ones skipped)."""
+    scored = {e.name: e.top1 for e in entries if math.isfinite(e.top1)}
+    if not scored:
+        return {"margin": margin, "best": None, "best_top1": None, "outside": {}, "met": True}
+    best = max(scored, key=scored.__getitem__)
+    outside = {n: round(scored[best] - t, 4) for n, t in scored.items() if scored[best] - t > margin}
+    if outside:
+        log.warning("zoo fairness: %s more than %.2f below %s (%.3f)", outside, margin, best, scored[best])
+    return {"margin": margin, "best": best, "best_top1": scored[best], "outside": outside, "met": not outside}
 
 
 def _plan(cfg: Mapping[str, Any], out_dir: str | os.PathLike, runtime: RuntimeSettings) -> _Build:

@@ -121,6 +121,7 @@ def test_nasoa_proposes_one_regime_within_the_budget_and_learns(entries):
 def test_the_guard_refuses_a_stream_task_the_experience_holds():
     stream = stream_tasks([{"name": "cards-suit", "spec": "cards:target=suit", "domain": "cards"}, "digits"])
     assert [t.name for t in stream] == ["cards-suit", "digits"] and isinstance(stream[0], StreamTask)
+    assert [t.domain for t in stream] == ["cards", "digits"]
     check_stream_is_new(stream, [{"task_name": "clipart-food"}])
     with pytest.raises(ValueError, match="cards-suit"):
         check_stream_is_new(stream, [{"task_name": '{"name": "cards-suit", "spec": "cards:target=suit"}'}])

@@ -51,14 +51,15 @@ class StreamTask:
 
 
 def stream_tasks(entries: list[Any]) -> list[StreamTask]:
-    """Stream tasks from the ``tasks`` config (suite records, or plain specs named after themselves)."""
+    """Stream tasks from the ``tasks`` config (suite records, or plain specs named after themselves, domain = kind)."""
     out = []
     for item in entries:
         if isinstance(item, Mapping) and "spec" in item:
             out.append(StreamTask(item["name"], dict(item), item.get("domain", ""), item.get("subdomain", "")))
         else:
             name = item if isinstance(item, str) else json.dumps(item, sort_keys=True)
-            out.append(StreamTask(name, item, "", ""))
+            kind = item.split(":", 1)[0] if isinstance(item, str) else str(item.get("kind", ""))
+            out.append(StreamTask(name, item, kind, ""))
     return out
 
 
