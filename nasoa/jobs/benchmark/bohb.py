@@ -24,6 +24,7 @@ from ray.tune.schedulers import HyperBandForBOHB
 from ray.tune.search.bohb import TuneBOHB
 
 from nasoa.bench.methods import METHODS, Cell, Choice, Evaluate, MethodContext
+from nasoa.cluster.device import assigned_device
 from nasoa.cluster.runtime import RuntimeSettings
 from nasoa.common.io import JsonlJournal, read_jsonl
 from nasoa.jobs.finetune import FinetuneJob, FinetuneSettings, cached_task, cached_zoo, run_finetune
@@ -57,7 +58,7 @@ def bohb_trial(config: dict[str, Any], static: dict[str, Any]) -> None:
         )
 
     job = FinetuneJob(regime.regime_id, static["spec"], regime.to_dict(), static["budget_s"], static["seed"])
-    settings = FinetuneSettings(static["zoo_root"], static["device"], static["threads"])
+    settings = FinetuneSettings(static["zoo_root"], assigned_device(static["device"]), static["threads"])
     outcome = run_finetune(job, settings, on_epoch=report)
     if outcome.error:
         raise RuntimeError(outcome.error)
