@@ -7,8 +7,8 @@ import os
 from collections.abc import Sequence
 
 import ray
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from nasoa.cluster.session import on_driver_node
 from nasoa.common.batching import GroupCommit
 from nasoa.search.archive import ParetoArchive, Record
 from nasoa.search.evaluator import LocalArchiveStore
@@ -85,10 +85,7 @@ class ArchiveActor:
 
 def start_archive_actor(run_dir: str | None, name: str | None = None, **store: float) -> ray.actor.ActorHandle:
     """Start the archive actor on this driver's node, so it writes where the driver reads (``store``: compaction)."""
-    node = ray.get_runtime_context().get_node_id()
-    return ArchiveActor.options(
-        name=name, scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False)
-    ).remote(run_dir, **store)
+    return ArchiveActor.options(name=name, **on_driver_node()).remote(run_dir, **store)
 
 
 class RemoteArchiveStore:

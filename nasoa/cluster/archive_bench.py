@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -117,8 +118,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     run_dir = Path(args.run_dir or tempfile.mkdtemp(prefix="nasoa-archive-bench-"))
-    with ray_session(RuntimeSettings(temp_dir=tempfile.mkdtemp(prefix="nasoa-ab-", dir="/tmp"))):
-        figures = run_bench(args.clients, args.procs, args.seconds, run_dir, args.kill_at, args.per_result_calls)
+    temp_dir = tempfile.mkdtemp(prefix="nasoa-ab-", dir="/tmp")  # Ray's socket paths must stay under 107 bytes
+    try:
+        with ray_session(RuntimeSettings(temp_dir=temp_dir)):
+            figures = run_bench(args.clients, args.procs, args.seconds, run_dir, args.kill_at, args.per_result_calls)
+    finally:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        if not args.run_dir:
+            shutil.rmtree(run_dir, ignore_errors=True)
     print(
         f"{figures['results_per_s']:.0f} results/s from {args.clients} clients; acknowledged add p50 "
         f"{figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, max {figures['max_ms']:.0f} ms; "

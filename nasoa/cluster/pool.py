@@ -33,6 +33,7 @@ from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
 
 from nasoa.cluster.device import assigned_device
 from nasoa.cluster.runtime import RuntimeSettings
+from nasoa.cluster.session import on_driver_node
 from nasoa.cluster.work_queue import WorkQueue, item_key
 from nasoa.search.evaluator import EvaluatorStats
 from nasoa.train import set_threads
@@ -93,7 +94,7 @@ class TrainPool:
         self.sink = sink
         self.num_workers = num_workers or runtime.num_workers
         self.result_timeout_s = result_timeout_s
-        self.queue = WorkQueue.remote(sink, on_give_up, max_attempts)
+        self.queue = WorkQueue.options(**on_driver_node()).remote(sink, on_give_up, max_attempts)
         self.events_seen = 0
         self.started = time.time()
         self.closed_at: float | None = None

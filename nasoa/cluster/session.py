@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from types import FrameType
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from nasoa.cluster.runtime import RuntimeSettings
 
@@ -51,6 +52,16 @@ def ray_session(runtime: RuntimeSettings) -> Iterator[str]:
     finally:
         if owned:
             ray.shutdown()
+
+
+def on_driver_node() -> dict:
+    """Actor options pinning an actor to this driver's node (the head node on a cluster).
+
+    The actors that hold a job's state (the archive, the work queue, the result sinks) live there: worker nodes
+    (spot instances) may go at any time, and the sinks write files where the driver reads them.
+    """
+    node = ray.get_runtime_context().get_node_id()
+    return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=node, soft=False)}
 
 
 class StopRequest:

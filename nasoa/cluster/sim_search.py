@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -71,7 +72,8 @@ class FakeWorkers:
 
 def simulate(workers: int, eval_ms: float, seconds: float, procs: int = 4) -> dict[str, Any]:
     """One point: ``workers`` fake workers on a fresh queue and archive for ``seconds``; the figures."""
-    archive = start_archive_actor(tempfile.mkdtemp(prefix="nasoa-sim-"))
+    run_dir = tempfile.mkdtemp(prefix="nasoa-sim-")
+    archive = start_archive_actor(run_dir)
     queue = WorkQueue.remote(archive)
     mean_s = max(eval_ms / 2000, 0.0005)
     n_items = min(int(workers * seconds / mean_s * 1.5) + 4 * workers, 200_000)
@@ -85,6 +87,7 @@ def simulate(workers: int, eval_ms: float, seconds: float, procs: int = 4) -> di
     stats = ray.get(archive.stats.remote())
     for actor in (*hosts, queue, archive):
         ray.kill(actor)
+    shutil.rmtree(run_dir, ignore_errors=True)
     overhead = np.array([o for part in out for o in part["overhead"]]) * 1000
     busy = sum(b for part in out for b in part["busy"])
     point = {"workers": workers, "eval_ms_max": eval_ms, "seconds": wall, "candidates": stats["added"]}
@@ -101,12 +104,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--procs", type=int, default=4, help="processes the fake workers are spread over")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
-    points = []
-    with ray_session(RuntimeSettings(temp_dir=tempfile.mkdtemp(prefix="nasoa-sim-", dir="/tmp"))):
-        for eval_ms in (float(e) for e in args.eval_ms.split(",")):
-            for workers in (int(w) for w in args.workers.split(",")):
-                points.append(simulate(workers, eval_ms, args.seconds, args.procs))
-                print(_line(points[-1]), flush=True)
+    points, temp_dir = [], tempfile.mkdtemp(prefix="nasoa-sim-", dir="/tmp")
+    try:
+        with ray_session(RuntimeSettings(temp_dir=temp_dir)):
+            for eval_ms in (float(e) for e in args.eval_ms.split(",")):
+                for workers in (int(w) for w in args.workers.split(",")):
+                    points.append(simulate(workers, eval_ms, args.seconds, args.procs))
+                    print(_line(points[-1]), flush=True)
+    finally:
+        shutil.rmtree(temp_dir, ignore_errors=True)
     if args.json:
         Path(args.json).write_text(json.dumps(points, indent=1))
     return 0
