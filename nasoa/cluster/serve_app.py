@@ -331,8 +331,9 @@ def stop_service() -> None:
     try:
         try:
             serve.delete(APP_NAME)
-        finally:
-            serve.shutdown()
+        except Exception as err:  # noqa: BLE001 - e.g. Serve never came up: shut down whatever is there
+            log.warning("deleting the Serve app failed (%s); shutting Serve down", err)
+        serve.shutdown()
     finally:
         try:
             ray.kill(ray.get_actor(ACTOR_NAME))
