@@ -52,14 +52,13 @@ def pool_worker_loop(config: dict) -> None:
     ray.get(queue.register.remote(worker, slot))  # requeues what this slot's dead predecessor held
     if config.get("warm_up") is not None:
         config["warm_up"](settings)  # a fresh process's first step costs 1-7 s: never inside a timed item
-    while True:
-        item = ray.get(queue.get.remote(worker))
-        if item is None:
-            break
+    item = ray.get(queue.get.remote(worker))
+    while item is not None:
         t0 = time.perf_counter()
         result = fn(item, settings, worker)
         busy = time.perf_counter() - t0
-        ray.get(queue.done.remote(worker, item_key(item), result, busy))  # the queue hands it to the sink
+        # One call: the queue hands the result to the sink (durable when it returns), then the next item.
+        item = ray.get(queue.done_and_get.remote(worker, item_key(item), result, busy))
 
 
 class TrainPool:

@@ -2,10 +2,11 @@
 
 Fake workers (coroutines, spread over a few Ray actor processes) run the Train pool's worker loop against the real
 :class:`~nasoa.cluster.work_queue.WorkQueue` and :class:`~nasoa.cluster.archive_actor.ArchiveActor`: register, take
-a candidate, "evaluate" it by sleeping a uniform 0..``eval_ms`` (no training), report it done (the queue forwards the
-result to the archive, which acknowledges once it is durable), until ``seconds`` pass. A worker's *busy fraction* is
-its evaluating time over the wall time; the rest is what the queue and the archive cost per candidate (a ``get`` and
-a ``done`` call, the archive's fsync). Each worker count runs on a fresh queue and archive.
+a candidate, "evaluate" it by sleeping a uniform 0..``eval_ms`` (no training), report it done and take the next
+(``done_and_get``: the queue forwards the result to the archive, which acknowledges once it is durable), until
+``seconds`` pass. A worker's *busy fraction* is its evaluating time over the wall time; the rest is what the queue
+and the archive cost per candidate (one queue call, the archive's fsync). Each worker count runs on a fresh queue
+and archive.
 
 Run: ``python -m nasoa.cluster.sim_search --workers 1,4,16,64,128,256 --eval-ms 50 --seconds 6 [--json out.json]``.
 """
@@ -54,17 +55,18 @@ class FakeWorkers:
         async def worker(w: int) -> None:
             wid = f"{prefix}-{w}"
             await queue.register.remote(wid, wid)
-            while time.monotonic() < deadline:
-                t0 = time.perf_counter()
-                candidate = await queue.get.remote(wid)
-                if candidate is None:
-                    return
-                t1 = time.perf_counter()
+            candidate, t1 = await queue.get.remote(wid), time.perf_counter()
+            while candidate is not None:
                 await asyncio.sleep(rng.uniform(0.0, eval_ms) / 1000)
                 t2 = time.perf_counter()
-                await queue.done.remote(wid, candidate.archid, fake_result(candidate, wid, t2 - t1), t2 - t1)
                 busy[w] += t2 - t1
-                overhead.append((t1 - t0) + (time.perf_counter() - t2))
+                result = fake_result(candidate, wid, t2 - t1)
+                if time.monotonic() >= deadline:  # the last result, without taking another candidate
+                    await queue.done.remote(wid, candidate.archid, result, t2 - t1)
+                    return
+                candidate = await queue.done_and_get.remote(wid, candidate.archid, result, t2 - t1)
+                t1 = time.perf_counter()
+                overhead.append(t1 - t2)
 
         await asyncio.gather(*(worker(w) for w in range(n)))
         return {"busy": busy, "overhead": overhead}

@@ -127,6 +127,11 @@ class WorkQueue:
             await self.forward.submit(result)
         return True
 
+    async def done_and_get(self, worker: str, key: str, result: Any, busy_s: float) -> Any:
+        """:meth:`done`, then :meth:`get`: one call per item for a worker's loop."""
+        await self.done(worker, key, result, busy_s)
+        return await self.get(worker)
+
     async def _forward_many(self, results: list[Any]) -> list[bool]:
         return await self.sink.add_many.remote(results)
 
