@@ -112,25 +112,30 @@ class LocalCluster:
     def start_head(self) -> None:
         extra = [f"--ray-client-server-port={self.free_port()}", f"--dashboard-port={self.free_port()}"]
         self.start("head", "--head", f"--port={self.port}", "--num-cpus=0", "--include-dashboard=false", *extra)
+        self.wait_until(lambda status: "Active:" in status and " node_" in status, "the head node")
 
-    def add_gpu_node(self, name: str, cpus: int, gpus: int) -> None:
-        self.start(name, f"--address=127.0.0.1:{self.port}", f"--num-cpus={cpus}", f"--num-gpus={gpus}")
+    def add_gpu_node(self, name: str, cpus: int, gpus: int, tries: int = 3) -> None:
+        """Start a worker node and wait for its GPUs; a start that fails (Ray gives a raylet 30 s to register, which
+        two loaded cores may not meet) is retried."""
+        total = sum(int(n.startswith("gpu")) for n in self.nodes) * gpus + gpus
+        for _ in range(tries):
+            self.start(name, f"--address=127.0.0.1:{self.port}", f"--num-cpus={cpus}", f"--num-gpus={gpus}")
+            if self.wait_until(lambda status: f"/{total}.0 GPU" in status, name, self.nodes[name]):
+                return
+        pytest.fail(f"{name} did not start in {tries} tries:\n{(self.logs / f'{name}.log').read_text()[-3000:]}")
 
-    def wait_for_gpus(self, gpus: int, timeout_s: float = 120) -> None:
+    def wait_until(self, ready, what: str, proc: subprocess.Popen | None = None, timeout_s: float = 180) -> bool:
+        """Poll ``ray status`` until ``ready(status)``; False if ``proc`` exits first (a node that failed to start)."""
         deadline = time.time() + timeout_s
         while time.time() < deadline:
-            for name, proc in self.nodes.items():
-                assert proc.poll() is None, (name, (self.logs / f"{name}.log").read_text())
-            status = subprocess.run(
-                [sys.executable, "-m", "ray.scripts.scripts", "status", f"--address=127.0.0.1:{self.port}"],
-                env=ENV,
-                capture_output=True,
-                text=True,
-            ).stdout
-            if f"/{gpus}.0 GPU" in status:
-                return
+            assert self.nodes["head"].poll() is None, (self.logs / "head.log").read_text()
+            if proc is not None and proc.poll() is not None:
+                return False
+            cmd = [sys.executable, "-m", "ray.scripts.scripts", "status", f"--address=127.0.0.1:{self.port}"]
+            if ready(subprocess.run(cmd, env=ENV, capture_output=True, text=True).stdout):
+                return True
             time.sleep(2)
-        pytest.fail(f"the cluster never showed {gpus} GPUs:\n{status}")
+        pytest.fail(f"{what} not up within {timeout_s}s")
 
     def train_workers(self, name: str) -> list[int]:
         return [p for p in descendants(self.nodes[name].pid) if "RayTrainWorker" in cmdline(p)]
@@ -202,11 +207,8 @@ def test_search_zoo_and_stream_on_a_multi_node_cluster_surviving_a_lost_worker_n
     cluster = LocalCluster(tmp_path)
     try:
         cluster.start_head()
-        time.sleep(5)
         cluster.add_gpu_node("gpu-a", cpus=48, gpus=8)
-        cluster.wait_for_gpus(8)
         cluster.add_gpu_node("gpu-b", cpus=48, gpus=8)
-        cluster.wait_for_gpus(16)
         where = ["+cluster=aws", "experiment=quick", f"runtime.address=127.0.0.1:{cluster.port}"]
         where += [f"cluster.storage_root={storage}", f"cluster.data_root={data}"]
         log = tmp_path / "search.log"
