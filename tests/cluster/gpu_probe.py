@@ -8,6 +8,7 @@ trained on (CPU: Ray assigned GPUs torch cannot see).
 """
 
 import json
+import shutil
 import sys
 import tempfile
 import threading
@@ -77,6 +78,7 @@ def main(out: str, work: str) -> None:
         entry["fine_tunes"] = choice.fine_tunes
     report["search"]["workers"] = summary["workers"]
     ray.shutdown()
+    shutil.rmtree(temp_dir, ignore_errors=True)
     Path(out).write_text(json.dumps(report, indent=1))
 
 
