@@ -1,13 +1,15 @@
-"""A Ray actor that serialises access to the search archive and persists it after every result."""
+"""A Ray actor that serialises access to the search archive: results acknowledged once durable, in group commits."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Sequence
 
 import ray
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from nasoa.cluster.session import on_driver_node
+from nasoa.common.batching import GroupCommit
 from nasoa.search.archive import ParetoArchive, Record
 from nasoa.search.evaluator import LocalArchiveStore
 
@@ -16,19 +18,46 @@ from nasoa.search.evaluator import LocalArchiveStore
 class ArchiveActor:
     """Holds a :class:`LocalArchiveStore`; ``wait_for`` lets the driver wait for a generation's results.
 
-    Restarts (``max_restarts=-1``) reload the archive from its Parquet file, so a killed actor loses nothing
-    it acknowledged.
+    ``add`` calls are group-committed (:class:`~nasoa.common.batching.GroupCommit`): while one batch is written and
+    fsynced (in a thread, off the event loop), the calls arriving meanwhile queue up and go to the journal together
+    as the next batch, one fsync for all of them; each call returns only once its batch is durable. Restarts
+    (``max_restarts=-1``) replay the Parquet file and the journal, so a killed actor loses nothing it acknowledged;
+    Ray retries the calls in flight (``max_task_retries``), and a retried ``add`` of a result that was already
+    durable returns False (counted as a duplicate).
     """
 
-    def __init__(self, run_dir: str | None) -> None:
-        self.store = LocalArchiveStore(run_dir)
+    def __init__(self, run_dir: str | None, compact_rows: int = 1000, compact_s: float = 30.0) -> None:
+        self.store = LocalArchiveStore(run_dir, compact_rows, compact_s)
         self.changed = asyncio.Condition()
+        self.commit: GroupCommit[Record] = GroupCommit(self._write)
 
     async def add(self, record: Record) -> bool:
-        added = self.store.add(record)
+        """Store a result; True once it is durable, False for an archid already archived (first result wins)."""
+        return await self.commit.submit(record)
+
+    async def add_many(self, records: Sequence[Record]) -> list[bool]:
+        """:meth:`add` for several results (a client's own batch); one flag each."""
+        return await self.commit.submit_many(list(records))
+
+    async def _write(self, records: list[Record]) -> list[bool]:
+        """One batch: journaled and fsynced in a thread (the event loop takes new calls meanwhile)."""
+        fresh = await asyncio.to_thread(self.store.add_many, records)
         async with self.changed:
             self.changed.notify_all()
-        return added
+        return fresh
+
+    async def compact(self) -> int:
+        """Write everything into ``archive.parquet`` and ``front.parquet`` now (after the batch being written)."""
+        await self.commit.idle()
+        await asyncio.to_thread(self.store.compact)
+        return len(self.store)
+
+    async def stats(self) -> dict:
+        """Results added, batches written (fsyncs), compactions, duplicates and the archive's size."""
+        s = self.store
+        added = self.commit.items - s.duplicates
+        counts = {"added": added, "batches": self.commit.batches, "compactions": s.compactions}
+        return counts | {"duplicates": s.duplicates, "size": len(s), "pid": os.getpid()}
 
     async def get_many(self, archids: Sequence[str]) -> dict[str, Record]:
         return self.store.get_many(archids)
@@ -44,7 +73,7 @@ class ArchiveActor:
         wanted = list(archids)
 
         def done() -> bool:
-            return all(a in self.store.archive for a in wanted)
+            return all(a in self.store for a in wanted)
 
         async with self.changed:
             try:
@@ -54,12 +83,9 @@ class ArchiveActor:
         return self.store.get_many(wanted)
 
 
-def start_archive_actor(run_dir: str | None, name: str | None = None) -> ray.actor.ActorHandle:
-    """Start the archive actor on this driver's node, so it writes where the driver reads."""
-    node = ray.get_runtime_context().get_node_id()
-    return ArchiveActor.options(
-        name=name, scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False)
-    ).remote(run_dir)
+def start_archive_actor(run_dir: str | None, name: str | None = None, **store: float) -> ray.actor.ActorHandle:
+    """Start the archive actor on this driver's node, so it writes where the driver reads (``store``: compaction)."""
+    return ArchiveActor.options(name=name, **on_driver_node()).remote(run_dir, **store)
 
 
 class RemoteArchiveStore:

@@ -28,11 +28,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import ray
-import torch
 from ray.train import FailureConfig, RunConfig, ScalingConfig
 from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
 
+from nasoa.cluster.device import assigned_device
 from nasoa.cluster.runtime import RuntimeSettings
+from nasoa.cluster.session import on_driver_node
 from nasoa.cluster.work_queue import WorkQueue, item_key
 from nasoa.search.evaluator import EvaluatorStats
 from nasoa.train import set_threads
@@ -45,32 +46,26 @@ def pool_worker_loop(config: dict) -> None:
     ctx = ray.train.get_context()
     slot = f"rank{ctx.get_world_rank()}"
     worker = f"{os.uname().nodename}:{os.getpid()}/{slot}"  # unique per process: a restarted worker is a new id
-    settings = config["settings"]
-    if config.get("use_gpu") and torch.cuda.is_available():
-        # Ray gives each worker its own GPU (CUDA_VISIBLE_DEVICES): index 0 unless it sees the node's GPUs.
-        index = ctx.get_local_rank() if torch.cuda.device_count() > 1 else 0
-        torch.cuda.set_device(index)
-        settings = dataclasses.replace(settings, device=f"cuda:{index}")
+    settings = dataclasses.replace(config["settings"], device=assigned_device(config["settings"].device))
     set_threads(config.get("threads", 1))
     queue, fn = config["queue"], config["fn"]
     ray.get(queue.register.remote(worker, slot))  # requeues what this slot's dead predecessor held
     if config.get("warm_up") is not None:
         config["warm_up"](settings)  # a fresh process's first step costs 1-7 s: never inside a timed item
-    while True:
-        item = ray.get(queue.get.remote(worker))
-        if item is None:
-            break
+    item = ray.get(queue.get.remote(worker))
+    while item is not None:
         t0 = time.perf_counter()
         result = fn(item, settings, worker)
         busy = time.perf_counter() - t0
-        ray.get(queue.done.remote(worker, item_key(item), result, busy))  # the queue hands it to the sink
+        # One call: the queue hands the result to the sink (durable when it returns), then the next item.
+        item = ray.get(queue.done_and_get.remote(worker, item_key(item), result, busy))
 
 
 class TrainPool:
     """Runs items through ``fn`` on ``num_workers`` Ray Train workers; results go through ``sink``.
 
-    Each worker gets the runtime's resources (a GPU per worker when ``runtime.gpus_per_worker`` is set; ``fn`` then
-    sees ``settings.device`` set to the GPU Ray assigned it).
+    Each worker gets the runtime's resources (a GPU per worker when ``runtime.gpus_per_worker`` is set); ``fn`` sees
+    ``settings.device`` set from what Ray assigned the worker (:func:`~nasoa.cluster.device.assigned_device`).
 
     Args:
         on_give_up: ``(item, attempts, reason) -> result`` for an item whose workers died ``max_attempts`` times
@@ -98,12 +93,12 @@ class TrainPool:
         self.sink = sink
         self.num_workers = num_workers or runtime.num_workers
         self.result_timeout_s = result_timeout_s
-        self.queue = WorkQueue.remote(sink, on_give_up, max_attempts)
+        self.queue = WorkQueue.options(**on_driver_node()).remote(sink, on_give_up, max_attempts)
         self.events_seen = 0
         self.started = time.time()
         self.closed_at: float | None = None
         config = {"fn": fn, "settings": settings, "queue": self.queue, "threads": runtime.threads}
-        config |= {"use_gpu": runtime.use_gpu, "warm_up": warm_up}
+        config["warm_up"] = warm_up
         scaling = ScalingConfig(
             num_workers=self.num_workers, use_gpu=runtime.use_gpu, resources_per_worker=runtime.worker_resources()
         )
@@ -187,10 +182,14 @@ class ResultSink:
         self.results[self.key_of(result)] = result
 
     async def add(self, result: Any) -> bool:
-        self.store(result)
+        return (await self.add_many([result]))[0]
+
+    async def add_many(self, results: Sequence[Any]) -> list[bool]:
+        for result in results:
+            self.store(result)
         async with self.changed:
             self.changed.notify_all()
-        return True
+        return [True] * len(results)
 
     async def wait_for(self, keys: Sequence[str], timeout_s: float) -> dict[str, Any]:
 

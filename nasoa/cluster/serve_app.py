@@ -309,29 +309,30 @@ def build_app(config: ServiceConfig) -> serve.Application:
     return RegimeAPI.bind()
 
 
-def start_service(config: ServiceConfig, blocking: bool = False) -> str:
-    """Start Serve on ``service.host:port`` and deploy the app; returns the base URL."""
+def start_service(config: ServiceConfig) -> str:
+    """Start Serve on ``service.host:port`` of the head node and deploy the app; returns the base URL.
+
+    One HTTP proxy, on the head node (where the job runs and users reach the service), not one per node.
+    """
     settings = config.service
-    serve.start(http_options={"host": settings.host, "port": settings.port})
+    serve.start(proxy_location="HeadOnly", http_options={"host": settings.host, "port": settings.port})
     serve.run(build_app(config), name=APP_NAME, route_prefix="/", blocking=False)
     url = f"http://{settings.host}:{settings.port}"
     log.info("regime service at %s (OpenAPI: %s/docs)", url, url)
-    if blocking:
-        try:
-            asyncio.run(_forever())
-        except KeyboardInterrupt:
-            pass
     return url
 
 
-async def _forever() -> None:
-    while True:
-        await asyncio.sleep(3600)
-
-
 def stop_service() -> None:
-    """Shut Serve down and end the adaptation actor (its state is on disk)."""
+    """Stop Serve gracefully and end the adaptation actor (its state is on disk).
+
+    The app is deleted first: its replicas stop taking requests and finish those in flight (Serve's graceful
+    replica shutdown) before Serve and its HTTP proxy go.
+    """
     try:
+        try:
+            serve.delete(APP_NAME)
+        except Exception as err:  # noqa: BLE001 - e.g. Serve never came up: shut down whatever is there
+            log.warning("deleting the Serve app failed (%s); shutting Serve down", err)
         serve.shutdown()
     finally:
         try:

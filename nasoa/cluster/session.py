@@ -1,4 +1,4 @@
-"""The one way jobs get Ray: ``with ray_session(runtime): ...``.
+"""The one way jobs get Ray: ``with ray_session(runtime): ...``; and ``stop_signals()`` for a clean stop on SIGTERM.
 
 Inside a session that is already up (a test's Ray, or the pipeline running several jobs), it reuses it and leaves
 it running; otherwise it joins the configured cluster or starts a private local instance, and shuts it down on
@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from nasoa.cluster.runtime import RuntimeSettings
 
@@ -48,3 +52,57 @@ def ray_session(runtime: RuntimeSettings) -> Iterator[str]:
     finally:
         if owned:
             ray.shutdown()
+
+
+def on_driver_node() -> dict:
+    """Actor options pinning an actor to this driver's node (the head node on a cluster).
+
+    The actors that hold a job's state (the archive, the work queue, the result sinks) live there: worker nodes
+    (spot instances) may go at any time, and the sinks write files where the driver reads them.
+    """
+    node = ray.get_runtime_context().get_node_id()
+    return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=node, soft=False)}
+
+
+class StopRequest:
+    """Set when SIGTERM or SIGINT arrives inside :func:`stop_signals`; the job checks it and stops cleanly."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signal: str | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self.event.is_set()
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until a stop is requested (or ``timeout_s`` passes); whether it was."""
+        return self.event.wait(timeout_s)
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self.requested:
+            log.warning("%s received: already stopping (in-flight work is finishing)", name)
+            return
+        self.signal = name
+        self.event.set()
+        log.warning("%s received: stopping (in-flight work finishes, then Serve and Ray shut down)", name)
+
+
+@contextmanager
+def stop_signals() -> Iterator[StopRequest]:
+    """SIGTERM and SIGINT set a :class:`StopRequest` instead of ending the process mid-call; restored on the way out.
+
+    Enter it after Ray is up (``ray.init`` installs a SIGTERM handler that exits the driver at once). In a thread
+    other than the main one no handler can be installed: the request is then never set.
+    """
+    stop = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = {s: signal.signal(s, stop.handle) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

@@ -19,6 +19,8 @@ from typing import Any
 
 import ray
 
+from nasoa.common.batching import GroupCommit
+
 
 def item_key(item: Any) -> str:
     """An item's key: ``archid`` (candidates), else ``key`` (zoo items, fine-tuning jobs), else ``str(item)``."""
@@ -30,7 +32,8 @@ class WorkQueue:
     """FIFO of work items; ``get`` waits for work and returns None once the queue is closed and empty.
 
     Args:
-        sink: An actor with ``add(result)``; results (and give-up results) are forwarded to it.
+        sink: An actor with ``add_many(results)``; results (and give-up results) are forwarded to it, those arriving
+            together in one call (:class:`~nasoa.common.batching.GroupCommit`).
         on_give_up: ``(item, attempts, reason) -> result`` for an item that ran out of attempts; None: no result is sent
             (the key is listed in ``stats()['given_up']``).
         max_attempts: How many times one key may be handed out.
@@ -43,6 +46,7 @@ class WorkQueue:
         max_attempts: int = 2,
     ) -> None:
         self.sink = sink
+        self.forward: GroupCommit[Any] = GroupCommit(self._forward_many)  # one sink call per batch of results
         self.on_give_up = on_give_up
         self.max_attempts = max_attempts
         self.items: deque[Any] = deque()
@@ -120,8 +124,16 @@ class WorkQueue:
         self.finished.add(key)
         self.evaluated += 1
         if self.sink is not None:
-            await self.sink.add.remote(result)
+            await self.forward.submit(result)
         return True
+
+    async def done_and_get(self, worker: str, key: str, result: Any, busy_s: float) -> Any:
+        """:meth:`done`, then :meth:`get`: one call per item for a worker's loop."""
+        await self.done(worker, key, result, busy_s)
+        return await self.get(worker)
+
+    async def _forward_many(self, results: list[Any]) -> list[bool]:
+        return await self.sink.add_many.remote(results)
 
     async def _requeue(self, worker: str, reason: str) -> None:
         item, _ = self.in_flight.pop(worker)
@@ -139,7 +151,7 @@ class WorkQueue:
         self.given_up.append(key)
         self.events.append(f"gave up on {key} after {n} attempts: {reason}")
         if self.sink is not None and self.on_give_up is not None:
-            await self.sink.add.remote(self.on_give_up(item, n, reason))
+            await self.forward.submit(self.on_give_up(item, n, reason))
 
     async def close(self) -> None:
         async with self.changed:

@@ -25,6 +25,7 @@ import ray
 from ray import tune
 from ray.tune import Callback
 
+from nasoa.cluster.device import assigned_device
 from nasoa.cluster.runtime import RuntimeSettings
 from nasoa.cluster.session import ray_session
 from nasoa.common.io import write_json_atomic
@@ -159,7 +160,8 @@ def collect_trial(config: Mapping[str, Any]) -> None:
     t0 = time.perf_counter()
     trial = config["trial"]
     job = FinetuneJob(**trial["job"])
-    outcome = run_finetune(job, FinetuneSettings(**trial["settings"]))
+    settings = FinetuneSettings(**trial["settings"])
+    outcome = run_finetune(job, replace(settings, device=assigned_device(settings.device)))
     if outcome.error:
         raise RuntimeError(outcome.error)  # Tune records the trial as errored: counted, not stored
     tune.report({**outcome.result, "feedback_id": job.key, "trial_wall_s": time.perf_counter() - t0})

@@ -21,7 +21,7 @@ from typing import Any
 
 from nasoa.cluster.pool import KeyedSink, TrainPool
 from nasoa.cluster.runtime import RuntimeSettings
-from nasoa.cluster.session import ray_session
+from nasoa.cluster.session import on_driver_node, ray_session
 from nasoa.common.io import write_json_atomic
 from nasoa.data import make_task
 from nasoa.online.client import REGIME_FIELDS, ServiceClient
@@ -137,7 +137,7 @@ def finetune_pool(zoo_root: str, runtime: RuntimeSettings, storage_path: str) ->
     return TrainPool(
         pool_finetune,
         FinetuneSettings(zoo_root, runtime.device),
-        KeyedSink.remote(),
+        KeyedSink.options(**on_driver_node()).remote(),
         runtime,
         num_workers=1,
         storage_path=storage_path,

@@ -73,6 +73,7 @@ def _search_on_ray(
         result = run_search(block, macro, cfg["search"], evaluator, store, lambda r: log.info(r.line()))
     finally:
         evaluator.close()
+        ray.get(actor.compact.remote())  # archive.parquet and front.parquet complete, the journal emptied
     return result, store.snapshot(), evaluator.stats(), ray.get(actor.duplicates.remote())
 
 

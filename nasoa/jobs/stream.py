@@ -17,7 +17,7 @@ from typing import Any
 
 from nasoa.cluster.pool import TrainPool
 from nasoa.cluster.serve_app import start_service, stop_service
-from nasoa.cluster.session import ray_session
+from nasoa.cluster.session import StopRequest, ray_session, stop_signals
 from nasoa.common.io import write_json_atomic
 from nasoa.jobs.finetune import FinetuneJob, finetune_pool, task_meta
 from nasoa.jobs.serve import service_config
@@ -35,20 +35,24 @@ class StreamSettings:
 
 
 def run_stream_job(cfg: Mapping[str, Any], run_dir: str | Path) -> dict[str, Any]:
-    """Play ``tasks.stream`` through the service, one after another, learning from each; returns the summary."""
+    """Play ``tasks.stream`` through the service, one after another, learning from each; returns the summary.
+
+    SIGTERM or SIGINT stops it cleanly after the task in flight (its result reported): the summary lists the tasks
+    played, the local service and Ray shut down, and the job returns normally.
+    """
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     service = service_config(cfg, run_dir)
     stream: StreamSettings = cfg["stream"]
     t0 = time.time()
-    with ray_session(cfg["runtime"]):
+    with ray_session(cfg["runtime"]), stop_signals() as stop:
         url = stream.service_url or start_service(service)
         try:
-            rows = _play(cfg, url, service.zoo_root, run_dir)
+            rows = _play(cfg, url, service.zoo_root, run_dir, stop)
         finally:
             if not stream.service_url:
                 stop_service()
-    summary = _summary(rows, time.time() - t0, service.state_dir)
+    summary = _summary(rows, time.time() - t0, service.state_dir) | {"stopped_by_signal": stop.signal}
     write_json_atomic(summary, run_dir / "stream.json")
     log.info(
         "stream done: %d tasks, mean top-1 %.3f, |predicted - achieved| %.3f, %d over budget; %s",
@@ -61,17 +65,21 @@ def run_stream_job(cfg: Mapping[str, Any], run_dir: str | Path) -> dict[str, Any
     return summary
 
 
-def _play(cfg: Mapping[str, Any], url: str, zoo_root: str, run_dir: Path) -> list[dict[str, Any]]:
-    """Every stream task through the service and a fine-tuning pool."""
+def _play(cfg: Mapping[str, Any], url: str, zoo_root: str, run_dir: Path, stop: StopRequest) -> list[dict[str, Any]]:
+    """Every stream task through the service and a fine-tuning pool; a stop request ends it after the current task."""
     client = ServiceClient(url, cfg["service"].auth_token)
     tasks, budgets = cfg["tasks"]["stream"], cfg["tasks"]["stream_budgets"]
     pool = finetune_pool(zoo_root, cfg["runtime"], cfg["runtime"].storage(run_dir, "ray_train"))
+    rows: list[dict[str, Any]] = []
     try:
-        seed = cfg["stream"].seed
-        return [
-            _one_task(client, pool, spec, float(budgets[i % len(budgets)]), seed, (i, len(tasks)))
-            for i, spec in enumerate(tasks)
-        ]
+        for i, spec in enumerate(tasks):
+            if stop.requested:
+                log.warning("stopping (%s): %d of %d stream tasks played", stop.signal, i, len(tasks))
+                break
+            rows.append(
+                _one_task(client, pool, spec, float(budgets[i % len(budgets)]), cfg["stream"].seed, (i, len(tasks)))
+            )
+        return rows
     finally:
         pool.close()
 

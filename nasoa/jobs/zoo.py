@@ -22,7 +22,7 @@ import ray
 from nasoa.analysis.zoo_plot import plot_zoo
 from nasoa.cluster.pool import ResultSink, TrainPool
 from nasoa.cluster.runtime import RuntimeSettings
-from nasoa.cluster.session import ray_session
+from nasoa.cluster.session import on_driver_node, ray_session
 from nasoa.common.io import write_json_atomic
 from nasoa.search.archive import ParetoArchive
 from nasoa.train.recipe import Recipe
@@ -176,7 +176,7 @@ def _plan(cfg: Mapping[str, Any], out_dir: str | os.PathLike, runtime: RuntimeSe
 def _pretrain_on_ray(build: _Build, runtime: RuntimeSettings) -> tuple[list[ZooEntry], float | None]:
     """Pretrain what is left on a Ray Train pool; every entry of the zoo, and the workers' efficiency."""
     existing = read_manifest(build.root) if (build.root / MANIFEST_FILE).exists() else []
-    sink = ZooSink.remote(str(build.root), existing)
+    sink = ZooSink.options(**on_driver_node()).remote(str(build.root), existing)  # writes where the driver reads
     efficiency = None
     if build.todo:
         pool = TrainPool(

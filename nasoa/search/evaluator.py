@@ -6,14 +6,19 @@ The Ray versions (:mod:`nasoa.cluster`) implement the same two small interfaces,
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from nasoa.search.archive import ParetoArchive, Record
+from nasoa.common.io import JsonlJournal, fsync_dir
+from nasoa.search.archive import COMPACTING_FILE, JOURNAL_FILE, ParetoArchive, Record
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -65,28 +70,136 @@ class Evaluator(Protocol):
 
 
 class LocalArchiveStore:
-    """An archive persisted to ``run_dir`` after every added record (a crash loses nothing stored)."""
+    """A run's archive in ``run_dir``: a result is journaled before it is acknowledged, and compacted to Parquet.
 
-    def __init__(self, run_dir: str | os.PathLike | None) -> None:
+    Every :meth:`add_many` call is one journal append (one write, one fsync: a group commit for all its records) to
+    ``archive.jsonl``; ``archive.parquet`` and ``front.parquet`` are rewritten from the journal now and then, in a
+    background thread (the journal is first renamed to ``archive.jsonl.compacting``, so appends go on meanwhile),
+    and completely by :meth:`compact`. Opening replays an earlier run's Parquet file and journals (a torn last line
+    is skipped) and compacts them. :meth:`ParetoArchive.load <nasoa.search.archive.ParetoArchive.load>` reads all
+    three files, so readers see every acknowledged result. The first result for an archid wins; later ones are
+    counted in ``duplicates``. Thread-safe.
+
+    Args:
+        run_dir: Where the files live (None: in memory only).
+        compact_rows: Compact once this many results were journaled since the last compaction, or a quarter of the
+            archive if that is more (so compaction costs O(1) per result however large the archive grows).
+        compact_s: Compact once the oldest result not yet in ``archive.parquet`` is this many seconds old.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike | None, compact_rows: int = 1000, compact_s: float = 30.0) -> None:
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.archive = ParetoArchive.load(self.run_dir) if self.run_dir is not None else ParetoArchive()
+        self.compact_rows, self.compact_s = compact_rows, compact_s
         self.duplicates = 0
+        self.compactions = 0
+        self.lock = threading.Lock()
+        self.compactor: threading.Thread | None = None
+        self.journal: JsonlJournal | None = None
+        self.uncompacted, self.oldest = 0, 0.0
+        self.records: dict[str, Record] = {}  # in arrival order; a ParetoArchive is built only for snapshots
+        self._snapshot: ParetoArchive | None = None
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.records = {r.archid: r for r in ParetoArchive.load(self.run_dir).records}
+            self.journal = JsonlJournal(self.run_dir / JOURNAL_FILE)
+            if self.records and (self.journal.path.stat().st_size or self._compacting.exists()):
+                self.compact()  # fold what an earlier run journaled into the Parquet files
+
+    @property
+    def _compacting(self) -> Path:
+        return self.run_dir / COMPACTING_FILE
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __contains__(self, archid: object) -> bool:
+        return archid in self.records
 
     def get_many(self, archids: Sequence[str]) -> dict[str, Record]:
-        return {a: r for a in archids if (r := self.archive.get(a)) is not None}
+        return {a: r for a in archids if (r := self.records.get(a)) is not None}
 
     def add(self, record: Record) -> bool:
         """Store a record; returns False (and counts it) when its archid was already archived."""
-        if record.archid in self.archive:
-            self.duplicates += 1
+        return self.add_many([record])[0]
+
+    def add_many(self, records: Sequence[Record]) -> list[bool]:
+        """Store records with one journal write and fsync; for each, whether it was new (False: a duplicate).
+
+        The records are visible (``get_many``, ``snapshot``) only once they are durable.
+        """
+        with self.lock:
+            new: dict[str, Record] = {}
+            fresh = []
+            for r in records:
+                fresh.append(r.archid not in self.records and r.archid not in new)
+                if fresh[-1]:
+                    new[r.archid] = r
+            self.duplicates += len(records) - len(new)
+            if new and self.journal is not None:
+                self.journal.append(r.to_dict() for r in new.values())
+                self.oldest = self.oldest if self.uncompacted else time.monotonic()
+                self.uncompacted += len(new)
+            self.records.update(new)
+            self._snapshot = None if new else self._snapshot
+            if self._compaction_due():
+                self._start_compaction()
+            return fresh
+
+    def _compaction_due(self) -> bool:
+        if self.journal is None or not self.uncompacted or (self.compactor and self.compactor.is_alive()):
             return False
-        self.archive = self.archive.add(record)
-        if self.run_dir is not None:
-            self.archive.save(self.run_dir)
-        return True
+        due = self.uncompacted >= max(self.compact_rows, len(self.records) // 4)
+        return due or time.monotonic() - self.oldest >= self.compact_s
+
+    def _start_compaction(self) -> None:
+        """Move the journal aside (appends go to a fresh one) and rewrite the Parquet files in a thread."""
+        if not self._compacting.exists():  # else an earlier compaction failed: this one folds that journal in too
+            self.journal.close()
+            os.replace(self.journal.path, self._compacting)
+            fsync_dir(self.run_dir)
+            self.journal = JsonlJournal(self.run_dir / JOURNAL_FILE)
+            self.uncompacted = 0
+        snapshot = self._snapshot_locked()
+        self.compactor = threading.Thread(target=self._compact, args=(snapshot,), name="archive-compaction")
+        self.compactor.start()
+
+    def _compact(self, snapshot: ParetoArchive) -> None:
+        try:
+            snapshot.save(self.run_dir)
+            self._compacting.unlink(missing_ok=True)
+            fsync_dir(self.run_dir)
+            self.compactions += 1
+        except OSError as err:  # the journal still holds every result: retried at the next compaction
+            log.warning("archive compaction into %s failed: %s", self.run_dir, err)
+
+    def compact(self) -> None:
+        """Write every result into ``archive.parquet`` and ``front.parquet`` now, and empty the journal."""
+        with self.lock:
+            if self.compactor is not None:
+                self.compactor.join()
+            if self.run_dir is None or not (self.uncompacted or self._compacting.exists() or self.records):
+                return
+            self._snapshot_locked().save(self.run_dir)
+            self._compacting.unlink(missing_ok=True)
+            self.journal.truncate()
+            self.uncompacted = 0
+            self.compactions += 1
+
+    def close(self) -> None:
+        """Compact and close the journal."""
+        self.compact()
+        if self.journal is not None:
+            self.journal.close()
 
     def snapshot(self) -> ParetoArchive:
-        return self.archive
+        """The archive as a value (built once per change)."""
+        with self.lock:
+            return self._snapshot_locked()
+
+    def _snapshot_locked(self) -> ParetoArchive:
+        if self._snapshot is None:
+            self._snapshot = ParetoArchive(tuple(self.records.values()))
+        return self._snapshot
 
 
 class LocalEvaluator:

@@ -1,10 +1,13 @@
 """The real Hydra configs: every primary composes, groups are roles, bad keys and types fail naming them."""
 
+import inspect
+
 import pytest
 import yaml
 
 from nasoa.cluster.runtime import RuntimeSettings
 from nasoa.data import parse_spec
+from nasoa.data.registry import TASKS
 from nasoa.online.service import ServiceSettings
 from nasoa.search.loop import level_spaces
 from nasoa.space import parse
@@ -32,7 +35,7 @@ def test_default_search_config_composes_into_typed_settings():
     assert block.macro == "211-2111-211111-211"
     parse(f"0-_16_{block.macro}")
     assert cfg["runtime"].num_workers == 2 and not cfg["runtime"].use_gpu
-    assert isinstance(cfg["proxy"], Recipe) and cfg["proxy"].source == "digits"
+    assert isinstance(cfg["proxy"], Recipe) and cfg["proxy"].source == "fashion:num_train=2000"
     assert cfg["runtime"].address is None
 
 
@@ -97,14 +100,60 @@ def test_zoo_build_takes_the_cluster_too():
     assert cfg["zoo_root"] == "/mnt/shared/nasoa/zoo"
 
 
-@pytest.mark.parametrize("name", ["search", "zoo"])
-def test_cluster_task_specs_parse(name):
-    cfg = compose_config(name, ["+cluster=aws"])
-    recipe = cfg["proxy" if name == "search" else "pretrain"]
-    kind, kwargs = parse_spec(recipe.source)
-    assert kind == "folder" and kwargs == {"root": "/mnt/shared/data/imagenet100"}
-    moved = compose_config(name, ["+cluster=aws", "cluster.data_root=/fsx/data"])
-    assert parse_spec(moved["proxy" if name == "search" else "pretrain"].source)[1]["root"] == "/fsx/data/imagenet100"
+CLUSTER = ["+cluster=aws"]
+
+
+def task_specs(cfg) -> list:
+    """Every task spec a composed config holds: recipe sources, past and stream tasks, a benchmark's or a run's task."""
+    specs = [r.source for r in cfg.values() if isinstance(r, Recipe)]
+    specs += [r["source"] for r in cfg.values() if isinstance(r, dict) and "source" in r]  # the alias's, unused here
+    tasks = cfg.get("tasks") or {}
+    specs += [
+        t["spec"] if isinstance(t, dict) and "spec" in t else t
+        for t in [*tasks.get("past", []), *tasks.get("stream", [])]
+    ]
+    specs += list((cfg.get("regime_quality") or {}).get("tasks", []))
+    return specs + ([cfg["task"]] if "task" in cfg else [])
+
+
+def assert_spec_opens(spec) -> None:
+    """A registered kind whose factory takes the spec's arguments (what make_task calls, without opening data)."""
+    kind, kwargs = parse_spec(spec)
+    inspect.signature(TASKS.get(kind)).bind(**kwargs)
+
+
+@pytest.mark.parametrize("name", PRIMARIES[:-1])  # main composes each stage's own config
+@pytest.mark.parametrize("experiment", ["full", "quick"])
+def test_every_cluster_config_parses_its_task_specs(name, experiment):
+    """`+cluster=aws` as typed, on every config the cluster runtime composes, with its real task specs (no digits)."""
+    extra = NEEDS_ZOO.get(name, []) + ([f"experiment={experiment}"] if name not in ("serve", "finetune") else [])
+    for roots in ([], ["cluster.data_root=/fsx/data", "cluster.storage_root=/fsx/nasoa"]):
+        cfg = compose_config(name, CLUSTER + extra + roots)
+        data_root, storage_root = cfg["cluster"]["data_root"], cfg["cluster"]["storage_root"]
+        assert data_root == ("/fsx/data" if roots else "/mnt/shared/data")
+        runtime = cfg["runtime"]
+        assert runtime.name == "aws" and runtime.address == "auto" and runtime.use_gpu
+        assert runtime.storage_path == f"{storage_root}/ray"
+        specs = task_specs(cfg)
+        assert specs or name == "serve", name
+        for spec in specs:
+            assert_spec_opens(spec)
+            kind, kwargs = parse_spec(spec)
+            if kind == "folder":
+                assert kwargs == {"root": f"{data_root}/imagenet100"}, spec
+        if name in ("search", "zoo"):  # the stages that read the shared data: never the embedded digits
+            assert {parse_spec(s)[0] for s in specs} == {"folder"}
+        if name not in NEEDS_ZOO:
+            assert cfg["zoo_root"] == f"{storage_root}/zoo"
+
+
+def test_cluster_sizes_follow_the_experiment():
+    full, quick = compose_config("search", CLUSTER), compose_config("search", [*CLUSTER, *QUICK])
+    assert (full["proxy"].resolution, full["proxy"].max_steps) == (128, 600)
+    assert (quick["proxy"].resolution, quick["proxy"].max_steps) == (32, 4)  # quick stays quick on the cluster
+    assert quick["space"].skeleton == "11-21-21-21" and quick["proxy"].source.startswith("folder:")
+    assert compose_config("zoo", CLUSTER)["pretrain"].epochs == 30
+    assert compose_config("zoo", [*CLUSTER, *QUICK])["pretrain"].epochs == 1
 
 
 def test_service_settings_are_typed():

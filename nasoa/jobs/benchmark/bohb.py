@@ -25,6 +25,7 @@ from ray.tune.schedulers import HyperBandForBOHB
 from ray.tune.search.bohb import TuneBOHB
 
 from nasoa.bench.methods import METHODS, Cell, Choice, Evaluate, Grid, MethodContext, grid_of
+from nasoa.cluster.device import assigned_device
 from nasoa.cluster.runtime import RuntimeSettings
 from nasoa.common.io import JsonlJournal, read_jsonl
 from nasoa.jobs.finetune import FinetuneJob, FinetuneSettings, cached_task, cached_zoo, run_finetune
@@ -55,7 +56,7 @@ def bohb_trial(config: dict[str, Any], static: dict[str, Any]) -> None:
         tune.report({"top1": top1, "final": final, "feasible": True, "regime_id": regime.regime_id, "spent_s": spent})
 
     job = FinetuneJob(regime.regime_id, static["spec"], regime.to_dict(), static["budget_s"], static["seed"])
-    settings = FinetuneSettings(static["zoo_root"], static["device"], static["threads"])
+    settings = FinetuneSettings(static["zoo_root"], assigned_device(static["device"]), static["threads"])
     outcome = run_finetune(job, settings, on_epoch=lambda epoch, top1: report(top1, False))
     if outcome.error:
         raise RuntimeError(outcome.error)

@@ -14,11 +14,13 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import ray
 
+from nasoa.cluster.device import assigned_device
 from nasoa.cluster.runtime import RuntimeSettings
 from nasoa.common.io import JsonlJournal, read_jsonl
 from nasoa.jobs.finetune import FinetuneJob, FinetuneSettings, run_finetune
@@ -36,7 +38,7 @@ def run_key(task: str, regime: Regime, budget_s: float, seed: int) -> str:
 
 def finetune_once(job: FinetuneJob, settings: FinetuneSettings) -> dict[str, Any]:
     """Fine-tune one regime on one task under the budget (in a Ray worker); the result as a dict."""
-    outcome = run_finetune(job, settings)
+    outcome = run_finetune(job, replace(settings, device=assigned_device(settings.device)))
     if outcome.error:
         raise RuntimeError(outcome.error)
     return outcome.result
