@@ -126,6 +126,7 @@ def make_loaders(
         generator=torch.Generator().manual_seed(seed + 1),
         drop_last=drop_last,
         num_workers=num_workers,
+        persistent_workers=num_workers > 0,  # one start per run, not per epoch
     )
     val = DataLoader(task.val, batch_size=val_batch_size or batch_size, shuffle=False, num_workers=num_workers)
     return train, val

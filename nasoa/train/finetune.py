@@ -79,19 +79,21 @@ def finetune(
     bn_batches: int = 5,
     on_epoch: Callable[[int, float], Any] | None = None,
     test: bool = False,
+    loader_workers: int = 0,
 ) -> FinetuneResult:
     """Fine-tune ``regime.model`` from ``zoo`` on ``task``; end, annealed, before ``deadline_s`` seconds from the call.
 
     ``on_epoch(epoch, top1)``, when given, is called after every epoch but the last with the validation top-1 of
     the model as it is (running BN statistics; this evaluation counts against the deadline), and at the end with
-    the final top-1: a multi-fidelity search (BOHB) learns from these.
+    the final top-1: a multi-fidelity search (BOHB) learns from these. ``loader_workers`` data-loader processes
+    decode and augment ahead of the training step (0: in this process).
     """
     t0 = time.perf_counter()
     if deadline_s is not None and not (math.isfinite(deadline_s) and deadline_s > 0):
         raise ValueError(f"deadline_s must be a positive number of seconds, got {deadline_s!r}")
     torch.manual_seed(seed)
     model = zoo.load(regime.model, num_classes=task.num_classes, frozen_stages=regime.frozen_stages, device=device)
-    train_loader, val_loader = make_loaders(task, regime.batch_size, seed=seed)
+    train_loader, val_loader = make_loaders(task, regime.batch_size, seed=seed, num_workers=loader_workers)
     planned = regime.planned_steps(len(train_loader.dataset))
     curve: list[list[float]] = []
     reserve = _eval_reserve(zoo.get(regime.model), task, regime.batch_size, bn_batches, device_name(device))

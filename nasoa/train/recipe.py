@@ -38,6 +38,8 @@ class Recipe:
         profile_steps: Timed steps of each profile.
         profile_frozen: Profile every frozen-stage count too (the regime generator needs them), not only 0.
         seed: Seed of the model's initialisation and the batch order.
+        loader_workers: Data-loader worker processes (0: load in the training process, the faster choice for the
+            in-memory sources on a 2-core machine; a GPU node's spare CPUs decode and augment ahead).
         device: Torch device; jobs set it from the runtime (a worker from the GPU Ray assigned it).
     """
 
@@ -58,6 +60,7 @@ class Recipe:
     profile_steps: int = 5
     profile_frozen: bool = False
     seed: int = 0
+    loader_workers: int = 0
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -96,7 +99,7 @@ def fit(model, recipe: Recipe):  # noqa: ANN001, ANN201 - a StagedNet; (TrainRes
     from nasoa.train.loop import train_and_evaluate  # lazy: as above
 
     task = source_task(recipe.source, recipe.resolution, recipe.seed)
-    train_loader, val_loader = make_loaders(task, recipe.batch_size, seed=recipe.seed)
+    train_loader, val_loader = make_loaders(task, recipe.batch_size, seed=recipe.seed, num_workers=recipe.loader_workers)
     planned = recipe.epochs * len(train_loader) if recipe.max_steps is None else recipe.max_steps
     return train_and_evaluate(
         model,

@@ -35,7 +35,7 @@ def test_default_search_config_composes_into_typed_settings():
     assert block.macro == "211-2111-211111-211"
     parse(f"0-_16_{block.macro}")
     assert cfg["runtime"].num_workers == 2 and not cfg["runtime"].use_gpu
-    assert isinstance(cfg["proxy"], Recipe) and cfg["proxy"].source == "fashion:num_train=2000"
+    assert isinstance(cfg["proxy"], Recipe) and cfg["proxy"].source == "fashion:num_train=2000,val_fraction=0.02"
     assert cfg["runtime"].address is None
 
 
