@@ -99,7 +99,9 @@ def fit(model, recipe: Recipe):  # noqa: ANN001, ANN201 - a StagedNet; (TrainRes
     from nasoa.train.loop import train_and_evaluate  # lazy: as above
 
     task = source_task(recipe.source, recipe.resolution, recipe.seed)
-    train_loader, val_loader = make_loaders(task, recipe.batch_size, seed=recipe.seed, num_workers=recipe.loader_workers)
+    train_loader, val_loader = make_loaders(
+        task, recipe.batch_size, seed=recipe.seed, num_workers=recipe.loader_workers
+    )
     planned = recipe.epochs * len(train_loader) if recipe.max_steps is None else recipe.max_steps
     return train_and_evaluate(
         model,
