@@ -168,6 +168,7 @@ def train(
     label_smoothing: float = 0.0,
     fit_deadline: bool = False,
     on_replan: Callable[[int], Any] | None = None,
+    reserve: Callable[[float], float] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place with SGD over its trainable parameters.
 
@@ -192,6 +193,10 @@ def train(
             the planned steps would not fit before ``deadline_s``, shorten the plan (the schedule then anneals to
             the new end), so the run ends annealed instead of being cut.
         on_replan: Called with the new planned steps whenever the plan is shortened.
+        reserve: Seconds before ``deadline_s`` to keep free for what follows training (evaluation), as a function
+            of the recent wall seconds per step (0.0 before any step), updated whenever the plan is: a machine
+            slower than predicted slows the evaluation too, so the reserve can grow with it. None keeps nothing
+            free.
 
     Returns:
         A :class:`TrainResult`; a deadline or a non-finite loss is reported there, not raised.
@@ -225,8 +230,10 @@ def train(
     loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     model.train()
 
+    reserved = [reserve(0.0) if reserve is not None else 0.0]  # updated with the plan (below), read by the checks
+
     def past_deadline() -> bool:
-        return deadline_s is not None and time.perf_counter() - start >= deadline_s
+        return deadline_s is not None and time.perf_counter() - start >= deadline_s - reserved[0]
 
     steps = 0
     full_epochs = 0
@@ -283,7 +290,8 @@ def train(
             if on_step is not None:
                 on_step(steps, loss_value, step_lr)
             if fit_deadline and deadline_s is not None and steps >= 3:
-                new = _replan(planned, steps, deadline_s - (time.perf_counter() - start), step_wall)
+                reserved[0] = reserve(_recent(step_wall)) if reserve is not None else 0.0
+                new = _replan(planned, steps, deadline_s - reserved[0] - (time.perf_counter() - start), step_wall)
                 if new < planned and on_replan is not None:
                     on_replan(new)
                 planned = new
@@ -310,10 +318,14 @@ def train(
     )
 
 
+def _recent(step_wall: list[float]) -> float:
+    """The recent wall seconds per step: the median of the last 8 (the last alone when there is one)."""
+    return statistics.median(step_wall[-8:]) if len(step_wall) > 1 else step_wall[-1]
+
+
 def _replan(planned: int, steps: int, seconds_left: float, step_wall: list[float]) -> int:
     """The plan shortened, if need be, to the steps that fit ``seconds_left`` at the recent wall time per step."""
-    recent = statistics.median(step_wall[-8:]) if len(step_wall) > 1 else step_wall[-1]
-    fits = steps + max(0, math.floor(seconds_left / max(recent, 1e-9)))
+    fits = steps + max(0, math.floor(seconds_left / max(_recent(step_wall), 1e-9)))
     return min(planned, fits)
 
 
