@@ -65,7 +65,7 @@ class Replica:
         self.config: ServiceConfig = spec["config"]
         predictor = predictor_from_state(snapshot["predictor"])
         self.generator = make_generator(spec["config"], spec["entries"], spec["device"], predictor, quiet=True)
-        self.generator.time_scale = snapshot["time_scale"]
+        self.generator.speed = snapshot["speed"]
         self.zoo = None  # opened on the first data reference
         self.version = snapshot["version"]
         self.checked = time.monotonic()
@@ -133,7 +133,7 @@ class Replica:
             return
         if snapshot is not None:
             self.generator.predictor = predictor_from_state(snapshot["predictor"])
-            self.generator.time_scale = snapshot["time_scale"]
+            self.generator.speed = snapshot["speed"]
             self.version = snapshot["version"]
         if self.invalidated == invalidated:  # no feedback since the snapshot was asked for
             self.checked = checked
@@ -209,7 +209,7 @@ class ResultIn(BaseModel):
     stopped_by: str = Field("done", max_length=32)
     steps: int | None = Field(None, ge=0, le=1_000_000_000, description="optimizer steps done")
     epochs_done: float | None = Field(None, ge=0, le=1e7, allow_inf_nan=False)
-    step_ms: float | None = Field(None, gt=0, le=1e7, allow_inf_nan=False, description="median training step")
+    step_ms: float | None = Field(None, gt=0, le=1e7, allow_inf_nan=False, description="median wall ms of a step")
     curve: list[CurvePoint] = Field(default_factory=list, max_length=64, description="[steps, top-1] points")
 
 

@@ -285,7 +285,7 @@ class _Recorder:
                 device=str(result.get("device", "")),
                 steps=int(result["steps"]),
                 epochs_done=float(result["epochs_done"]),
-                step_ms=_finite_or_none(result.get("step_ms")),
+                step_ms=_finite_or_none(result.get("step_wall_ms")),
                 curve=result.get("curve") or (),
                 probes=json.loads(result.get("probes_json") or "{}"),
             )

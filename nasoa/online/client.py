@@ -44,7 +44,8 @@ class ServiceClient:
     ) -> dict[str, Any]:
         """Report a finished run (the regime as answered, the fine-tuning result); the probes the answer used too."""
         body = {"task": dict(task), "regime": {k: regime[k] for k in REGIME_FIELDS if regime.get(k) is not None}}
-        body["result"] = {k: result[k] for k in RESULT_FIELDS if k in result and _finite(result[k])}
+        result = {**result, "step_ms": result.get("step_wall_ms", result.get("step_ms"))}  # a step's wall time
+        body["result"] = {k: result[k] for k in RESULT_FIELDS if result.get(k) is not None and _finite(result[k])}
         if regime.get("probes"):
             body["probes"] = dict(regime["probes"])
         return self._post("/v1/feedback", body | kw)

@@ -263,7 +263,7 @@ def experience_row(
         device: Where it ran.
         steps: Optimizer steps done (None: unknown, as in older rows).
         epochs_done: Steps done over steps per epoch.
-        step_ms: Median measured training step.
+        step_ms: Median wall milliseconds of a training step, batch fetch included (what a step cost the run).
         curve: ``[steps, validation top-1]`` points during the run (the last may be the final top-1).
         probes: Probe top-1 by zoo key on this task, as used to choose the regime.
         probe_s: Seconds the probes took (counted in the budget).

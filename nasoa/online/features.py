@@ -120,22 +120,27 @@ def model_matrix(entries: Sequence[ZooEntry]) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(MODEL_FEATURE_NAMES))
 
 
+def _chance(num_classes: np.ndarray | int) -> np.ndarray:
+    """Top-1 of guessing: 1/C (a one-class task counts as two: its top-1 says nothing)."""
+    return 1.0 / np.maximum(np.asarray(num_classes, dtype=np.float64), 2.0)
+
+
 def to_target(accuracy: np.ndarray | float, num_classes: np.ndarray | int) -> np.ndarray:
     """``logit`` of the top-1 above chance (clipped to [A_CLIP, 1 - A_CLIP] first)."""
-    chance = 1.0 / np.asarray(num_classes, dtype=np.float64)
+    chance = _chance(num_classes)
     a = np.clip((np.asarray(accuracy, dtype=np.float64) - chance) / (1.0 - chance), A_CLIP, 1.0 - A_CLIP)
     return np.log(a / (1.0 - a))
 
 
 def from_target(y: np.ndarray | float, num_classes: np.ndarray | int) -> np.ndarray:
     """The top-1 of a target value (the inverse of :func:`to_target` inside the clip)."""
-    chance = 1.0 / np.asarray(num_classes, dtype=np.float64)
+    chance = _chance(num_classes)
     return chance + (1.0 - chance) / (1.0 + np.exp(-np.asarray(y, dtype=np.float64)))
 
 
 def target_noise(accuracy: float, num_classes: int, scored: int, base: float) -> float:
     """Std of a target value: ``base`` (run-to-run) and binomial noise of ``scored`` images, through the logit."""
-    chance = 1.0 / num_classes
+    chance = float(_chance(num_classes))
     a = min(max((accuracy - chance) / (1.0 - chance), 0.05), 0.95)
     acc_var = base**2 + max(accuracy * (1.0 - accuracy), 0.01) / max(scored, 1)
     return math.sqrt(acc_var) / (1.0 - chance) / (a * (1.0 - a))
@@ -275,7 +280,7 @@ class Featurizer:
 def _hp_columns(
     lr: np.ndarray, frozen_fraction: np.ndarray, frozen: np.ndarray, batch: np.ndarray, model: np.ndarray, f: Featurizer
 ) -> np.ndarray:
-    log_lr = np.log10(lr / 0.01)
+    log_lr = np.clip(np.log10(lr / 0.01), -4.0, 3.0)  # lr from 1e-6 to 10
     log_batch = np.log2(batch / 32.0)
     head_only = (frozen >= f.num_stages[model]).astype(np.float64)
     return np.stack(

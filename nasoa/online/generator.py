@@ -36,7 +36,7 @@ from nasoa.data.meta import TaskMeta
 from nasoa.online.experience import row_regime
 from nasoa.online.features import EPOCH_KNOTS, Featurizer, from_target, target_noise, to_target
 from nasoa.online.predictor import Predictor
-from nasoa.online.regime import CostModel, DeviceCost, Footprint, Regime, RegimeSpace
+from nasoa.online.regime import CostModel, DeviceCost, Footprint, Regime, RegimeSpace, load_units
 
 if TYPE_CHECKING:
     from nasoa.zoo.manifest import ZooEntry
@@ -58,6 +58,8 @@ REFERENCE_EPOCHS = 2.0
 SPEED_WINDOW = 64
 #: Bounds of the learned time scale.
 TIME_SCALE_BOUNDS = (0.1, 20.0)
+#: Most loading milliseconds per 32 x 32 training image the speed model believes.
+MAX_LOAD_MS = 100.0
 
 
 class NoFeasibleRegime(ValueError):
@@ -251,6 +253,7 @@ class _TaskCache:
     step_ms: np.ndarray  # profiled (time_scale 1)
     eval_batches: np.ndarray
     inf_ms: np.ndarray  # profiled
+    pixels: float  # (resolution / 32) ** 2: a training image's share of the loading cost
     static: np.ndarray
     group: str
     stamp: Any = None
@@ -275,9 +278,9 @@ class RegimeGenerator:
         models: Zoo keys or names to propose from (None: all profiled).
         use_probes: Use probe scores (of queries and of stored rows); False ignores them everywhere.
         noise_std: Run-to-run std of a top-1 (with the binomial noise of the images scored: each sample's noise).
-        learn_time_scale: Learn the cost model's ``time_scale`` from the step times runs report on ``device`` (the
-            median of the last :data:`SPEED_WINDOW` measured over profiled steps), so runs are sized to how fast
-            the device runs now.
+        learn_time_scale: Learn the cost model's speed (``time_scale`` and ``load_ms_per_image``) from the wall
+            time per step that runs report on ``device`` (the last :data:`SPEED_WINDOW`), so runs are sized to how
+            fast the device runs now, data loading included.
         cache_size: Tasks whose candidate costs and rows are cached.
 
     Raises:
@@ -314,7 +317,7 @@ class RegimeGenerator:
         self.kappa, self.max_contrast_std = float(kappa), float(max_contrast_std)
         self.use_probes, self.noise_std, self.cache_size = bool(use_probes), float(noise_std), int(cache_size)
         self.learn_time_scale = bool(learn_time_scale)
-        self._speed: deque[float] = deque(maxlen=SPEED_WINDOW)
+        self._speed: deque[tuple[float, float, float]] = deque(maxlen=SPEED_WINDOW)
         self.all_entries = {e.key: e for e in sorted(zoo_entries, key=lambda e: e.key)}
         self.featurizer = Featurizer(list(self.all_entries.values()))
         self._predictor = predictor
@@ -419,7 +422,8 @@ class RegimeGenerator:
         batches = np.asarray([per_batch[int(b)] for b in self._batch], dtype=np.float64)
         static = self.featurizer.static(task, self._model, self._lr, self._frozen, self._batch, used or None)
         per_epoch = np.ceil(task.num_train / self._batch.astype(np.float64))
-        entry = _TaskCache(per_epoch, step_ms, batches, inf_ms, static, task_group(task))
+        pixels = load_units(1, task.resolution)
+        entry = _TaskCache(per_epoch, step_ms, batches, inf_ms, pixels, static, task_group(task))
         self._cache[key] = entry
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
@@ -451,9 +455,10 @@ class RegimeGenerator:
         return self._sized(c, budget_s)
 
     def _costs(self, c: _TaskCache) -> tuple[np.ndarray, np.ndarray]:
-        """Step milliseconds and evaluation seconds of every candidate at the cost model's time scale."""
-        scale = self.cost_model.time_scale
-        return c.step_ms * scale, c.eval_batches * (c.inf_ms * scale) / 1000.0
+        """Step milliseconds and evaluation seconds of every candidate (the cost model's arithmetic, vectorized)."""
+        cm = self.cost_model
+        step = c.step_ms * cm.time_scale + cm.load_ms_per_image * (self._batch.astype(np.float64) * c.pixels)
+        return step, c.eval_batches * (c.inf_ms * cm.time_scale) / 1000.0
 
     def _sized(self, c: _TaskCache, budget_s: float) -> tuple[np.ndarray, np.ndarray]:
         step_ms, eval_s = self._costs(c)
@@ -670,7 +675,7 @@ class RegimeGenerator:
         return LearnReport(update_s, before, after, float(row["accuracy"]), self.predictor.num_samples)
 
     def _observe_speed(self, row: Mapping[str, Any]) -> None:
-        """Learns the time scale from a row's measured step time (rows from another device are left out)."""
+        """Learns the device's speed from a row's wall time per step (rows from another device are left out)."""
         step_ms = row.get("step_ms")
         if not self.learn_time_scale or row.get("device") not in ("", None, self.device):
             return
@@ -681,8 +686,22 @@ class RegimeGenerator:
             profiled = entry.step_ms(self.device, int(row["batch_size"]), int(row["frozen_stages"]), row["resolution"])
         except (AttributeError, KeyError):
             return
-        self._speed.append(float(step_ms) / profiled)
-        self.time_scale = float(np.median(self._speed))
+        if not 1e-2 <= step_ms / profiled <= 1e3:  # not a step of this model on this device
+            return
+        self._speed.append((profiled, load_units(int(row["batch_size"]), int(row["resolution"])), float(step_ms)))
+        self.speed = _fit_speed(self._speed)
+
+    @property
+    def speed(self) -> dict[str, float]:
+        """The cost model's learned speed: ``time_scale`` and ``load_ms_per_image`` (1 and 0 until runs report)."""
+        return {"time_scale": self.cost_model.time_scale, "load_ms_per_image": self.cost_model.load_ms_per_image}
+
+    @speed.setter
+    def speed(self, value: Mapping[str, float]) -> None:
+        scale = min(max(float(value["time_scale"]), TIME_SCALE_BOUNDS[0]), TIME_SCALE_BOUNDS[1])
+        load = min(max(float(value.get("load_ms_per_image", 0.0)), 0.0), MAX_LOAD_MS)
+        if (scale, load) != (self.cost_model.time_scale, self.cost_model.load_ms_per_image):
+            self.cost_model = replace(self.cost_model, time_scale=scale, load_ms_per_image=load)
 
     @property
     def time_scale(self) -> float:
@@ -691,9 +710,7 @@ class RegimeGenerator:
 
     @time_scale.setter
     def time_scale(self, value: float) -> None:
-        value = min(max(float(value), TIME_SCALE_BOUNDS[0]), TIME_SCALE_BOUNDS[1])
-        if value != self.cost_model.time_scale:
-            self.cost_model = replace(self.cost_model, time_scale=value)
+        self.speed = {"time_scale": value, "load_ms_per_image": self.cost_model.load_ms_per_image}
 
     def fit(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Fits the predictor from scratch on experience rows; rows it cannot use are skipped with a warning.
@@ -753,3 +770,22 @@ def _steps_from_time(row: Mapping[str, Any], planned: int) -> int:
     budget = row.get("budget_s")
     share = time_s / budget if isinstance(budget, numbers.Real) and math.isfinite(budget) and budget > 0 else 1.0
     return max(1, min(planned, int(planned * min(share, 1.0))))
+
+
+def _fit_speed(observed: Iterable[tuple[float, float, float]]) -> dict[str, float]:
+    """``wall = time_scale x profiled + load_ms_per_image x images`` fitted to recent steps, in relative error.
+
+    With fewer than 4 steps, or when the two cannot be told apart, the time scale alone (the median ratio).
+    """
+    obs = np.asarray(list(observed), dtype=np.float64)
+    ratio = float(np.median(obs[:, 2] / obs[:, 0]))
+    if len(obs) < 4:
+        return {"time_scale": ratio, "load_ms_per_image": 0.0}
+    A = obs[:, :2] / obs[:, 2:3]  # each step's equation divided by its wall time: relative errors
+    A_scale = A.max(axis=0)
+    coef, _, rank, sv = np.linalg.lstsq(A / A_scale, np.ones(len(obs)), rcond=None)
+    coef = coef / A_scale
+    apart = rank == 2 and sv[1] > 1e-3 * sv[0]  # the runs differ enough in model cost against batch images
+    if not apart or not np.isfinite(coef).all() or coef[1] <= 0 or coef[0] < TIME_SCALE_BOUNDS[0]:
+        return {"time_scale": ratio, "load_ms_per_image": 0.0}
+    return {"time_scale": float(coef[0]), "load_ms_per_image": float(coef[1])}

@@ -248,8 +248,10 @@ class CostModel:
         curve_images: Validation images each curve point is measured on.
         bn_batches: Training batches of BatchNorm re-estimation.
         time_scale: Measured over profiled step time on this device now (a busier machine than when the zoo was
-            profiled runs slower): every profiled time is multiplied by it. The regime generator learns it from
-            the step times runs report.
+            profiled runs slower): every profiled time is multiplied by it.
+        load_ms_per_image: Milliseconds of loading and augmenting one 32 x 32 training image (scaled by pixels),
+            added to every step: the profiles time the model's step alone. The regime generator learns both from
+            the wall time per step that runs report.
     """
 
     val_fraction: float = 0.2
@@ -258,10 +260,11 @@ class CostModel:
     curve_images: int = 128
     bn_batches: int = 5
     time_scale: float = 1.0
+    load_ms_per_image: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "time_scale", _positive_float("CostModel", "time_scale", self.time_scale))
-        for name in ("val_fraction", "overhead_s"):
+        for name in ("val_fraction", "overhead_s", "load_ms_per_image"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"CostModel.{name} must be finite and non-negative, got {value!r}")
@@ -288,9 +291,9 @@ class CostModel:
         return train_s + self.eval_s(entry, regime.batch_size, task, device) + self.overhead_s
 
     def step_ms(self, entry: ZooEntry, regime: Regime, task: TaskMeta, device: str) -> float:
-        """Predicted milliseconds of a training step: the profile's, times :attr:`time_scale`."""
+        """Predicted wall milliseconds of a training step: the profile's times :attr:`time_scale`, plus loading."""
         profiled = entry.step_ms(device, regime.batch_size, regime.frozen_stages, resolution=task.resolution)
-        return profiled * self.time_scale
+        return profiled * self.time_scale + self.load_ms_per_image * load_units(regime.batch_size, task.resolution)
 
     def eval_s(self, entry: ZooEntry, batch_size: int, task: TaskMeta, device: str) -> float:
         """Seconds of the forward passes of :meth:`eval_batches`, at the profiled inference time."""
@@ -305,6 +308,11 @@ class CostModel:
         step_ms = self.step_ms(entry, regime, task, device)
         left = budget_s - self.eval_s(entry, regime.batch_size, task, device) - self.overhead_s
         return max(0, math.floor(left * 1000.0 / step_ms + 1e-9)) if step_ms > 0 else 0
+
+
+def load_units(batch_size: int | float, resolution: int) -> float:
+    """A training batch's images in 32 x 32 equivalents (the unit of :attr:`CostModel.load_ms_per_image`)."""
+    return batch_size * (resolution / 32) ** 2
 
 
 def predict_time_s(

@@ -13,8 +13,8 @@ such a copy answers exactly what :meth:`AdaptationService.propose` would.
 
 A query may bring probe scores (``probes``, with the seconds they took, counted against the budget) or a data
 reference: an ImageFolder root that the service probes itself, only under ``service.data_roots``
-(:func:`allowed_data_root`; anything else is refused with 403). Probing needs torch, so the caller (the Serve
-replica) passes a ``prober``; this module stays free of it.
+(:func:`allowed_data_root`; anything else is refused with 403). Probing needs torch: the Serve replica probes
+(``nasoa.train.probe``), this module only checks the root.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from nasoa.online.experience import ExperienceStore, experience_row
 from nasoa.online.generator import NoFeasibleRegime, RegimeGenerator, as_task_meta
@@ -165,12 +167,12 @@ class AdaptationService:
         return {"config": self.config, "entries": list(self.entries.values()), "device": self.device}
 
     def snapshot(self, known: Any = None) -> dict[str, Any] | None:
-        """None if ``known`` is the current :attr:`version`, else its predictor's JSON-able state and time scale."""
+        """None if ``known`` is the current :attr:`version`, else its predictor's JSON-able state and learned speed."""
         version = self.version
         if known is not None and tuple(known) == version:
             return None
         state = self.generator.predictor.to_state()
-        return {"version": version, "predictor": state, "time_scale": self.generator.time_scale}
+        return {"version": version, "predictor": state, "speed": self.generator.speed}
 
     def feedback(
         self,
@@ -216,21 +218,31 @@ class AdaptationService:
                 curve=result.get("curve") or (),
                 probes=probes,
             )
+            self.generator.row_samples(row)  # what the predictor would learn: refused now, not after storing
         except (ValueError, TypeError) as err:
             return _error(422, str(err))
         stored = self.store.append(row)
         out: dict[str, Any] = {"stored": stored, "duplicate": not stored, "feedback_id": feedback_id}
         if stored:
-            self._updates += 1  # first: even a failed update may have touched the predictor
-            report = self.generator.learn(row)
-            self.feedback_count += 1
-            self.last_update_s = report.update_s
-            out |= {
-                "update_s": report.update_s,
-                "predicted_before": report.predicted_before,
-                "predicted_after": report.predicted_after,
-            }
+            out |= self._learn(row)
         return out | {"experience_size": len(self.store)}
+
+    def _learn(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """Update the predictor with a stored row; a failure is reported, not raised (the row is kept)."""
+        self._updates += 1  # first: even a failed update may have touched the predictor
+        try:
+            report = self.generator.learn(row)
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as err:
+            warnings.warn(f"feedback {row['feedback_id']} stored but not learned: {err}", RuntimeWarning, stacklevel=2)
+            return {"learned": False, "detail": f"stored, not learned: {err}"}
+        self.feedback_count += 1
+        self.last_update_s = report.update_s
+        return {
+            "learned": True,
+            "update_s": report.update_s,
+            "predicted_before": report.predicted_before,
+            "predicted_after": report.predicted_after,
+        }
 
     def health(self) -> dict[str, Any]:
         return {

@@ -46,6 +46,7 @@ class FinetuneResult:
         device: Where it ran (``cpu:<host>`` or ``cuda:<name>``).
         final_planned_steps: Steps planned at the end (fewer when re-planned to fit the deadline).
         step_ms: Median measured training step (batch fetch excluded).
+        step_wall_ms: Median wall time of a training step, batch fetch included (what a step costs the run).
         curve: ``[steps, validation top-1 on a sample]`` at a few points of the plan, then the final top-1.
         test_accuracy: Test top-1 (only when asked for; measured after the clock stopped).
     """
@@ -63,6 +64,7 @@ class FinetuneResult:
     final_planned_steps: int = 0
     step_ms: float = math.nan
     curve: list = field(default_factory=list)
+    step_wall_ms: float = math.nan
     test_accuracy: float | None = None
 
     def to_dict(self) -> dict:
@@ -134,6 +136,7 @@ def finetune(
         device=device_name(device),
         final_planned_steps=result.planned_steps,
         step_ms=result.step_ms_median,
+        step_wall_ms=result.step_wall_ms,
         curve=curve,
         test_accuracy=_test_top1(model, task, regime.batch_size, device) if test and ev is not None else None,
     )

@@ -53,6 +53,8 @@ class TrainResult:
             there are more; NaN if no step ran.
         planned_steps: The steps planned at the end (fewer than at the start when re-planned to the deadline).
         replanned: Whether the plan was shortened to end before the deadline.
+        step_wall_ms: Median wall time of a step, batch fetch included (the first left out as above): what a step
+            costs the run.
     """
 
     steps: int
@@ -65,6 +67,7 @@ class TrainResult:
     step_ms_median: float
     planned_steps: int = 0
     replanned: bool = False
+    step_wall_ms: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -315,6 +318,9 @@ def train(
         step_ms_median=statistics.median(timed) if timed else float("nan"),
         planned_steps=planned,
         replanned=planned < first_plan,
+        step_wall_ms=1e3 * statistics.median(step_wall[1:] if len(step_wall) > 1 else step_wall)
+        if step_wall
+        else math.nan,
     )
 
 

@@ -238,10 +238,27 @@ def test_the_time_scale_is_learned_from_measured_steps():
     assert g.time_scale == pytest.approx(3.0)
     steps_after, times = g.sized(TASK, 30.0)
     assert (steps_after <= steps_before).all() and (times <= 30.0).all()
+    assert g.speed["load_ms_per_image"] == 0.0  # one kind of step: loading cannot be told from the model's cost
     elsewhere = experience_row(TASK, regime, ENTRIES[1], accuracy=0.8, time_s=3.0, step_ms=1.0, device="cuda:x")
     g.learn(elsewhere)
     assert g.time_scale == pytest.approx(3.0)  # another device's speed says nothing of this one
     assert g.fit([elsewhere]) == 1 and g.time_scale == pytest.approx(3.0)
+
+
+def test_the_loading_cost_per_image_is_told_apart_from_the_models():
+    g = generator()
+    rows = []
+    for entry, batch, res in [(ENTRIES[0], 16, 32), (ENTRIES[2], 32, 32), (ENTRIES[1], 32, 64), (ENTRIES[3], 16, 48),
+                              (ENTRIES[0], 32, 48), (ENTRIES[2], 16, 64)]:  # fmt: skip
+        task = TaskMeta(10, 500, res, 3, "speed")
+        profiled = entry.step_ms(DEVICE, batch, 0, resolution=res)
+        wall = 2.0 * profiled + 0.5 * batch * (res / 32) ** 2
+        regime = Regime(entry.key, 0.01, 0, batch, 1)
+        rows.append(experience_row(task, regime, entry, accuracy=0.5, time_s=1.0, step_ms=wall, device=DEVICE))
+    g.fit(rows)
+    assert g.speed == pytest.approx({"time_scale": 2.0, "load_ms_per_image": 0.5})
+    entry, regime = ENTRIES[1], Regime("mid.t", 0.01, 0, 32, 1)
+    assert g.cost_model.step_ms(entry, regime, TASK, DEVICE) == pytest.approx(2 * entry.step_ms(DEVICE, 32, 0) + 16)
 
 
 def test_learn_and_fit_errors():

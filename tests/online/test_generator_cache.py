@@ -10,7 +10,7 @@ from .fakes import generator, past_rows, sim_task
 def fresh_answer(g, task, budget, top_k, probes=None):
     """What a new generator with a copy of ``g``'s predictor (and time scale) answers: nothing cached."""
     copy = generator(predictor=predictor_from_state(g.predictor.to_state()))
-    copy.time_scale = g.time_scale
+    copy.speed = g.speed
     return answer_or_none(copy, task, budget, top_k, probes)
 
 

@@ -64,7 +64,7 @@ def test_a_read_only_copy_answers_what_the_service_answers(config):
         spec, snapshot = service.replica_spec(), service.snapshot()
         predictor = predictor_from_state(snapshot["predictor"])
         copy = make_generator(spec["config"], spec["entries"], spec["device"], predictor, quiet=True)
-        copy.time_scale = snapshot["time_scale"]
+        copy.speed = snapshot["speed"]
         for budget in (5.0, 60.0, 600.0):
             assert propose_answer(copy, TASK, budget) == service.propose(TASK, budget)
             probes = {"tiny.digits-32px": 0.7}
