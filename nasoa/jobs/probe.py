@@ -3,8 +3,8 @@
     python -m nasoa.jobs.probe --zoo-root <zoo> --root <ImageFolder> --resolution 32 [--json out.json]
     python -m nasoa.jobs.probe --zoo-root <zoo> --task "clipart:set=animals,resolution=48"
 
-It prints ``{"probes": {zoo key: top-1}, "probe_s": seconds, ...}``; post ``{"scores": probes, "seconds": probe_s}``
-as the ``probes`` of a ``/v1/regime`` query (the seconds are taken off the budget).
+It prints ``{"probes": {"scores": {zoo key: top-1}, "seconds": s}, "detail": {...}}``; the ``probes`` object is
+what a ``/v1/regime`` query takes as its ``probes`` (the seconds are taken off the budget).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = probe_folder(zoo, args.root, args.resolution, args.channels, **kw)
     else:
         result = probe_zoo(zoo, make_task(args.task), **kw)
-    out = {"probes": result.scores, "probe_s": result.seconds} | result.to_dict()
+    out = {"probes": {"scores": result.scores, "seconds": result.seconds}, "detail": result.to_dict()}
     print(json.dumps(out, indent=2))
     if args.json_out:
         write_json_atomic(out, args.json_out)

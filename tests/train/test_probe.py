@@ -48,4 +48,7 @@ def test_the_command_prints_what_a_client_sends(zoo, tmp_path, capsys):
     assert main([*args, "--val-sample", "10", "--json", str(out)]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads(out.read_text())
-    assert set(printed["probes"]) == set(zoo.keys()) and printed["probe_s"] > 0
+    assert set(printed["probes"]["scores"]) == set(zoo.keys()) and printed["probes"]["seconds"] > 0
+    from nasoa.cluster.serve_app import ProbesIn
+
+    ProbesIn.model_validate(printed["probes"])  # what a /v1/regime query takes as its probes
