@@ -49,7 +49,8 @@ def test_single_finetune_with_an_explicit_regime(ray_session, tmp_path):
         ],
     )
     out = run_finetune_job(cfg, tmp_path / "run")
-    assert out["result"]["stopped_by"] == "deadline" and not out["result"]["finished"]
+    r = out["result"]  # 1000 epochs planned, re-planned to end annealed within the 2 s
+    assert r["stopped_by"] == "done" and r["finished"] and r["steps"] < r["planned_steps"]
     assert (tmp_path / "run" / "finetune.json").exists()
     with pytest.raises(ValueError, match="regime.model"):
         run_finetune_job(compose_config("finetune", [f"zoo_root={zoo}"]), tmp_path / "run2")
