@@ -9,7 +9,9 @@ task has feedback. Three rules make the choice:
 - *monotone in training*: a candidate's predicted accuracy is the running maximum of the predictor's curve over
   the training amounts up to its steps (its knots, then its own steps): more steps never predict worse;
 - *lower confidence bound*: the score is that prediction less ``kappa`` standard deviations of its difference from
-  the fallback regime on this task (the uncertainty that separates regimes, not the task's shared offset);
+  the fallback regime on this task (the uncertainty that separates regimes, not the task's shared offset): the
+  predictor's, plus an unknown model-task affinity (``affinity_std``, less where probes saw both models) when the
+  model is not the fallback's: what a model's features do for a new task is what the experience knows least;
 - *safe fallback*: candidates whose difference from the fallback is too uncertain (std over ``max_contrast_std``)
   are left out, and the fallback regime (``RegimeSpace.fallback``, sized like the others) is always in.
 
@@ -255,6 +257,7 @@ class _TaskCache:
     inf_ms: np.ndarray  # profiled
     pixels: float  # (resolution / 32) ** 2: a training image's share of the loading cost
     static: np.ndarray
+    probed: np.ndarray  # per candidate: its model has a probe score on this task
     group: str
     stamp: Any = None
     knot_max: np.ndarray | None = None  # running max of the predicted curve over the knots (n x knots)
@@ -275,6 +278,9 @@ class RegimeGenerator:
         kappa: Standard deviations of a regime's difference from the fallback taken off its score.
         max_contrast_std: Regimes whose difference from the fallback has a larger std (target units) are not
             proposed; ``inf`` keeps all.
+        affinity_std: Std (target units) of a model's unknown affinity to a task, added to the difference of a
+            regime of another model than the fallback's.
+        probed_affinity_std: The same where probes scored both models on the task.
         models: Zoo keys or names to propose from (None: all profiled).
         use_probes: Use probe scores (of queries and of stored rows); False ignores them everywhere.
         noise_std: Run-to-run std of a top-1 (with the binomial noise of the images scored: each sample's noise).
@@ -297,13 +303,21 @@ class RegimeGenerator:
         cost_model: CostModel | None = None,
         kappa: float = 1.0,
         max_contrast_std: float = 1.5,
+        affinity_std: float = 0.5,
+        probed_affinity_std: float = 0.3,
         models: Sequence[str] | None = None,
         use_probes: bool = True,
         noise_std: float = 0.03,
         learn_time_scale: bool = True,
         cache_size: int = 64,
     ) -> None:
-        for name, value in (("kappa", kappa), ("max_contrast_std", max_contrast_std), ("noise_std", noise_std)):
+        for name, value in (
+            ("kappa", kappa),
+            ("max_contrast_std", max_contrast_std),
+            ("noise_std", noise_std),
+            ("affinity_std", affinity_std),
+            ("probed_affinity_std", probed_affinity_std),
+        ):
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value) or value < 0:
                 raise ValueError(f"{name} must be a non-negative number, got {value!r}")
         keys = [e.key for e in zoo_entries]
@@ -315,6 +329,7 @@ class RegimeGenerator:
         self.device_cost = device_cost or DeviceCost()
         self.cost_model = cost_model or CostModel()
         self.kappa, self.max_contrast_std = float(kappa), float(max_contrast_std)
+        self.affinity_std, self.probed_affinity_std = float(affinity_std), float(probed_affinity_std)
         self.use_probes, self.noise_std, self.cache_size = bool(use_probes), float(noise_std), int(cache_size)
         self.learn_time_scale = bool(learn_time_scale)
         self._speed: deque[tuple[float, float, float]] = deque(maxlen=SPEED_WINDOW)
@@ -423,7 +438,8 @@ class RegimeGenerator:
         static = self.featurizer.static(task, self._model, self._lr, self._frozen, self._batch, used or None)
         per_epoch = np.ceil(task.num_train / self._batch.astype(np.float64))
         pixels = load_units(1, task.resolution)
-        entry = _TaskCache(per_epoch, step_ms, batches, inf_ms, pixels, static, task_group(task))
+        probed = np.asarray([str(k) in used for k in self._keys])
+        entry = _TaskCache(per_epoch, step_ms, batches, inf_ms, pixels, static, probed, task_group(task))
         self._cache[key] = entry
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
@@ -501,7 +517,10 @@ class RegimeGenerator:
         curve = self._means(c, steps, np.tile(knots, n), len(knots), slice(None)).reshape(n, len(knots))
         c.knot_max = np.maximum.accumulate(curve, axis=1)
         ref = self._rows(c, REFERENCE_EPOCHS * c.per_epoch)
-        c.contrast_std = np.sqrt(self.predictor.contrast_var(ref, ref[self.fallback_index]))
+        affinity = np.where(c.probed & c.probed[self.fallback_index], self.probed_affinity_std, self.affinity_std)
+        other = self._model != self._model[self.fallback_index]
+        var = self.predictor.contrast_var(ref, ref[self.fallback_index]) + np.where(other, affinity**2, 0.0)
+        c.contrast_std = np.sqrt(var)
         c.stamp = stamp
 
     def _envelope(self, c: _TaskCache, steps: np.ndarray, sel: np.ndarray) -> np.ndarray:
