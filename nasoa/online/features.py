@@ -260,20 +260,25 @@ class Featurizer:
         out[:, 2] = np.where(seen, 0.0, 1.0)
         return out
 
-    def run_columns(self, static: np.ndarray, steps: np.ndarray, epochs: np.ndarray, end_lr: np.ndarray) -> np.ndarray:
-        """The run columns (n x len(RUN_NAMES)) of rows with these static columns, ``steps`` done, ``epochs``."""
+    def run_columns(
+        self, interact: np.ndarray, steps: np.ndarray, epochs: np.ndarray, end_lr: np.ndarray
+    ) -> np.ndarray:
+        """The run columns (n x len(RUN_NAMES)) after ``steps`` done (``epochs``).
+
+        ``interact`` holds the rows' :data:`INTERACT` columns (``rows[:, index.interact]``).
+        """
         ramps = amount_columns(epochs)
-        run = np.empty((len(static), len(RUN_NAMES)))
+        run = np.empty((len(interact), len(RUN_NAMES)))
         run[:, 0] = end_lr
         run[:, 1] = np.log10(np.maximum(np.asarray(steps, dtype=np.float64), 1.0) / 100.0)
         run[:, 2 : 2 + ramps.shape[1]] = ramps
         total = ramps.sum(axis=1) / _SPAN
-        run[:, 2 + ramps.shape[1] :] = total[:, None] * static[:, list(self.index.interact)]
+        run[:, 2 + ramps.shape[1] :] = total[:, None] * interact
         return run
 
     def fill_run(self, rows: np.ndarray, steps: np.ndarray, epochs: np.ndarray, end_lr: np.ndarray) -> np.ndarray:
         """Writes the run columns of ``rows`` in place (returns them): ``steps`` done, ``epochs`` they make."""
-        rows[:, self.index.run] = self.run_columns(rows, steps, epochs, end_lr)
+        rows[:, self.index.run] = self.run_columns(rows[:, list(self.index.interact)], steps, epochs, end_lr)
         return rows
 
 

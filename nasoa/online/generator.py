@@ -433,12 +433,12 @@ class RegimeGenerator:
             self._cache.move_to_end(key)
             return hit
         step_ms, inf_ms = self._step_times(task.resolution)
-        per_batch = {int(b): self.cost_model.eval_batches(task.num_train, int(b)) for b in np.unique(self._batch)}
-        batches = np.asarray([per_batch[int(b)] for b in self._batch], dtype=np.float64)
+        sizes, which = np.unique(self._batch, return_inverse=True)
+        batches = np.asarray([self.cost_model.eval_batches(task.num_train, int(b)) for b in sizes], dtype=float)[which]
         static = self.featurizer.static(task, self._model, self._lr, self._frozen, self._batch, used or None)
         per_epoch = np.ceil(task.num_train / self._batch.astype(np.float64))
         pixels = load_units(1, task.resolution)
-        probed = np.asarray([str(k) in used for k in self._keys])
+        probed = np.asarray([k in used for k in self.featurizer.keys])[self._model]
         entry = _TaskCache(per_epoch, step_ms, batches, inf_ms, pixels, static, probed, task_group(task))
         self._cache[key] = entry
         while len(self._cache) > self.cache_size:
@@ -500,7 +500,8 @@ class RegimeGenerator:
         if lin is not None:
             w, b = lin
             base = np.repeat(static @ w + b, rep)
-            run = self.featurizer.run_columns(np.repeat(static, rep, axis=0), steps, epochs, np.zeros(len(steps)))
+            interact = np.repeat(static[:, list(self.featurizer.index.interact)], rep, axis=0)
+            run = self.featurizer.run_columns(interact, steps, epochs, np.zeros(len(steps)))
             return base + run @ w[self.featurizer.index.run]
         rows = np.repeat(static, rep, axis=0)
         self.featurizer.fill_run(rows, steps, epochs, np.zeros(len(steps)))
