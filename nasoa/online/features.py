@@ -276,6 +276,19 @@ class Featurizer:
         run[:, 2 + ramps.shape[1] :] = total[:, None] * interact
         return run
 
+    def run_at_knots(self, w_run: np.ndarray, interact: np.ndarray, per_epoch: np.ndarray) -> np.ndarray:
+        """``run_columns(...) @ w_run`` at every :data:`EPOCH_KNOTS`, annealed (n x knots).
+
+        For rows of ``per_epoch`` steps an epoch and :data:`INTERACT` columns ``interact``, without building the
+        n x knots rows: at a knot the ramps are the same for every row.
+        """
+        knots = np.asarray(EPOCH_KNOTS)
+        ramps = amount_columns(knots)  # knots x ramps
+        r = ramps.shape[1]
+        steps = np.maximum(knots[None, :] * per_epoch[:, None], 1.0)
+        out = (ramps @ w_run[2 : 2 + r])[None, :] + w_run[1] * np.log10(steps / 100.0)
+        return out + np.outer(interact @ w_run[2 + r :], ramps.sum(axis=1) / _SPAN)
+
     def fill_run(self, rows: np.ndarray, steps: np.ndarray, epochs: np.ndarray, end_lr: np.ndarray) -> np.ndarray:
         """Writes the run columns of ``rows`` in place (returns them): ``steps`` done, ``epochs`` they make."""
         rows[:, self.index.run] = self.run_columns(rows[:, list(self.index.interact)], steps, epochs, end_lr)

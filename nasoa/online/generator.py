@@ -514,8 +514,14 @@ class RegimeGenerator:
         if c.stamp == stamp and c.knot_max is not None:
             return
         n, knots = self.num_candidates, np.asarray(EPOCH_KNOTS)
-        steps = (knots[None, :] * c.per_epoch[:, None]).ravel()  # n x knots, epochs -> steps per candidate
-        curve = self._means(c, steps, np.tile(knots, n), len(knots), slice(None)).reshape(n, len(knots))
+        lin = self.predictor.linear(c.group)
+        if lin is not None:  # the static part once, the run part by knot
+            f = self.featurizer
+            interact = c.static[:, list(f.index.interact)]
+            curve = (c.static @ lin[0] + lin[1])[:, None] + f.run_at_knots(lin[0][f.index.run], interact, c.per_epoch)
+        else:
+            steps = (knots[None, :] * c.per_epoch[:, None]).ravel()  # n x knots, epochs -> steps per candidate
+            curve = self._means(c, steps, np.tile(knots, n), len(knots), slice(None)).reshape(n, len(knots))
         c.knot_max = np.maximum.accumulate(curve, axis=1)
         ref = self._rows(c, REFERENCE_EPOCHS * c.per_epoch)
         affinity = np.where(c.probed & c.probed[self.fallback_index], self.probed_affinity_std, self.affinity_std)

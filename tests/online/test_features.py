@@ -52,3 +52,17 @@ def test_target_round_trip_and_noise():
     assert to_target(0.05, 10) == to_target(0.1, 10)  # below chance: clipped
     assert target_noise(0.9, 10, 1000, 0.03) < target_noise(0.9, 10, 100, 0.03)  # fewer images scored, noisier
     assert target_noise(0.99, 10, 1000, 0.03) > target_noise(0.6, 10, 1000, 0.03)  # near the top, a logit moves more
+
+
+def test_run_at_knots_equals_the_rows_it_skips():
+    from nasoa.online.features import EPOCH_KNOTS
+
+    f = Featurizer(ENTRIES)
+    rng = np.random.default_rng(0)
+    static = f.static(TASK, np.array([0, 1, 2, 3]), [0.01, 0.1, 0.03, 0.003], [0, 2, 4, 1], [16, 32, 64, 16])
+    per_epoch = np.ceil(500 / np.array([16, 32, 64, 16]))
+    w = rng.normal(size=f.dim)
+    got = f.run_at_knots(w[f.index.run], static[:, list(f.index.interact)], per_epoch)
+    for k, knot in enumerate(EPOCH_KNOTS):
+        rows = f.fill_run(static.copy(), knot * per_epoch, np.full(4, knot), np.zeros(4))
+        np.testing.assert_allclose(got[:, k], rows[:, f.index.run] @ w[f.index.run], atol=1e-12)
