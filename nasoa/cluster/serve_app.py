@@ -4,6 +4,11 @@
 ``/openapi.json``. One :class:`~nasoa.online.service.AdaptationService` runs as a named Ray actor (the single
 writer of the experience store); Serve replicas call it. Bad input gets a 4xx with a message.
 
+A ``/v1/regime`` query gives the task's meta-features alone, or also probe scores a client computed with
+``python -m nasoa.train.probe`` (``probes``: scores and the seconds they took, counted against the budget), or a
+data reference (``data.root``: an ImageFolder tree) that the replica probes itself, only under the operator's
+``service.data_roots`` (else 403 with a message); probe scores are cached under ``<state_dir>/probes``.
+
 ``/v1/regime`` is answered inside the replica, without a call to the actor: each replica keeps a read-only copy of
 the actor's generator and refreshes its predictor from the actor when that changed (checked at most every
 :data:`REFRESH_S` seconds, and on the next query after feedback through the same replica), so answers match the
@@ -20,7 +25,8 @@ import asyncio
 import logging
 import math
 import time
-from typing import Any, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import ray
 from fastapi import FastAPI, Request
@@ -31,7 +37,7 @@ from ray import serve
 
 from nasoa.online.generator import RegimeGenerator
 from nasoa.online.predictor import predictor_from_state
-from nasoa.online.service import AdaptationService, ServiceConfig, make_generator, propose_answer
+from nasoa.online.service import AdaptationService, ServiceConfig, allowed_data_root, make_generator, propose_answer
 from nasoa.zoo.manifest import read_manifest
 
 log = logging.getLogger("nasoa.service")
@@ -56,8 +62,11 @@ class Replica:
 
     def __init__(self, actor: ray.actor.ActorHandle, spec: dict[str, Any], snapshot: dict[str, Any]) -> None:
         self.actor = actor
+        self.config: ServiceConfig = spec["config"]
         predictor = predictor_from_state(snapshot["predictor"])
         self.generator = make_generator(spec["config"], spec["entries"], spec["device"], predictor, quiet=True)
+        self.generator.speed = snapshot["speed"]
+        self.zoo = None  # opened on the first data reference
         self.version = snapshot["version"]
         self.checked = time.monotonic()
         self.invalidated = 0
@@ -92,6 +101,28 @@ class Replica:
                     await self._refresh()
         return self.generator
 
+    async def probe(self, root: str, task: dict[str, Any]) -> tuple[dict[str, float], float]:
+        """Probe scores of the zoo on the ImageFolder at ``root`` (allowed roots only) and the seconds they took.
+
+        Raises:
+            PermissionError: If ``root`` is not under ``service.data_roots``.
+            ValueError: If the folder cannot be read as a task.
+        """
+        settings = self.config.service
+        path = allowed_data_root(root, settings.data_roots)
+        from nasoa.train.probe import probe_folder  # lazy: torch in the replica only once data references are used
+        from nasoa.zoo.store import Zoo  # lazy: as above
+
+        if self.zoo is None:
+            self.zoo = Zoo(self.config.zoo_root)
+        kw = {"sample": settings.probe_sample, "val_sample": settings.probe_val_sample}
+        kw["cache_dir"] = str(Path(self.config.state_dir) / "probes")
+        try:
+            result = await asyncio.to_thread(probe_folder, self.zoo, path, task["resolution"], task["channels"], **kw)
+        except Exception as err:  # noqa: BLE001 - an unreadable folder or image is the query's fault: 422
+            raise ValueError(f"data root {root!r} could not be probed: {type(err).__name__}: {err}") from err
+        return result.scores, result.seconds
+
     async def _refresh(self) -> None:
         invalidated, checked = self.invalidated, time.monotonic()
         try:
@@ -102,6 +133,7 @@ class Replica:
             return
         if snapshot is not None:
             self.generator.predictor = predictor_from_state(snapshot["predictor"])
+            self.generator.speed = snapshot["speed"]
             self.version = snapshot["version"]
         if self.invalidated == invalidated:  # no feedback since the snapshot was asked for
             self.checked = checked
@@ -121,13 +153,34 @@ class TaskIn(BaseModel):
     name: str = Field("", max_length=200)
 
 
+ZooKey = Annotated[str, Field(min_length=1, max_length=200)]
+Top1 = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+class ProbesIn(BaseModel):
+    """Probe scores of zoo models on the task (``python -m nasoa.train.probe``) and the seconds they took."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    scores: dict[ZooKey, Top1] = Field(max_length=1024, description="probe top-1 by zoo key")
+    seconds: float = Field(0.0, ge=0, le=1e7, allow_inf_nan=False, description="counted against the budget")
+
+
+class DataIn(BaseModel):
+    """A data reference the service may read: an ImageFolder tree under one of its ``service.data_roots``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    root: str = Field(min_length=1, max_length=4096, description="root/<class>/<image>, or root/train and root/val")
+
+
 class RegimeQuery(BaseModel):
-    """A task and its time budget."""
+    """A task and its time budget; optionally probe scores, or data to probe."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
     task: TaskIn
     budget_s: float = Field(gt=0, le=1e7, allow_inf_nan=False, description="wall-clock budget in seconds")
     top_k: int = Field(3, ge=0, le=20, description="how many alternatives to return")
+    probes: ProbesIn | None = None
+    data: DataIn | None = None
 
 
 class RegimeIn(BaseModel):
@@ -140,6 +193,10 @@ class RegimeIn(BaseModel):
     batch_size: int = Field(gt=0, le=65536)
     epochs: int = Field(gt=0, le=100_000)
     schedule: Literal["cosine", "step", "constant"] = Field("cosine", description="learning-rate schedule")
+    steps: int | None = Field(None, gt=0, le=1_000_000_000, description="planned steps (the answer's)")
+
+
+CurvePoint = Annotated[list[Annotated[float, Field(allow_inf_nan=False)]], Field(min_length=2, max_length=2)]
 
 
 class ResultIn(BaseModel):
@@ -150,6 +207,10 @@ class ResultIn(BaseModel):
     time_s: float = Field(ge=0, le=1e8, allow_inf_nan=False)
     finished: bool = True
     stopped_by: str = Field("done", max_length=32)
+    steps: int | None = Field(None, ge=0, le=1_000_000_000, description="optimizer steps done")
+    epochs_done: float | None = Field(None, ge=0, le=1e7, allow_inf_nan=False)
+    step_ms: float | None = Field(None, gt=0, le=1e7, allow_inf_nan=False, description="median wall ms of a step")
+    curve: list[CurvePoint] = Field(default_factory=list, max_length=64, description="[steps, top-1] points")
 
 
 class Feedback(BaseModel):
@@ -161,6 +222,7 @@ class Feedback(BaseModel):
     result: ResultIn
     budget_s: float | None = Field(None, gt=0, allow_inf_nan=False)
     feedback_id: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")
+    probes: dict[ZooKey, Top1] | None = Field(None, max_length=1024, description="probe scores the regime used")
 
 
 class ErrorOut(BaseModel):
@@ -177,6 +239,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     words = {
         400: "body is not JSON",
         401: "missing or wrong bearer token",
+        403: "data reference outside the folders this service may read",
         404: "unknown zoo key",
         413: "request body too large",
         422: "invalid input, or no regime fits the budget",
@@ -255,9 +318,16 @@ def _finite(value: Any) -> Any:
     return value
 
 
+#: The service's processes run numpy's BLAS on one thread: on a small or shared machine a multi-threaded matrix
+#: product of a cold query's ~1,000 candidate rows took 3-7 ms instead of 0.2 ms (measured on 2 shared cores).
+SINGLE_THREADED = {"env_vars": {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}}
+
+
 def service_actor(config: ServiceConfig) -> ray.actor.ActorHandle:
     """The named adaptation actor (created if absent); restarted by Ray if its process dies."""
-    actor_cls = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=3)(AdaptationService)
+    actor_cls = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=3, runtime_env=SINGLE_THREADED)(
+        AdaptationService
+    )
     return actor_cls.options(name=ACTOR_NAME, get_if_exists=True, max_concurrency=1).remote(config)
 
 
@@ -267,7 +337,9 @@ def build_app(config: ServiceConfig) -> serve.Application:
     document_zoo_keys(api, sorted(e.key for e in read_manifest(config.zoo_root)))  # before ingress copies the app
     token = config.service.auth_token
 
-    @serve.deployment(num_replicas=config.service.replicas, ray_actor_options={"num_cpus": 0}, max_ongoing_requests=256)
+    options = {"num_cpus": 0, "runtime_env": SINGLE_THREADED}
+
+    @serve.deployment(num_replicas=config.service.replicas, ray_actor_options=options, max_ongoing_requests=256)
     @serve.ingress(api)
     class RegimeAPI:
         def __init__(self) -> None:
@@ -276,11 +348,22 @@ def build_app(config: ServiceConfig) -> serve.Application:
         @api.post(
             "/v1/regime",
             summary="The zoo model and fine-tuning regime predicted best within the budget",
-            responses=_errors(400, 413, 422),
+            responses=_errors(400, 403, 413, 422),
         )
         async def regime(self, query: RegimeQuery) -> Any:
             generator = await self.replica.current_generator()  # the actor's answer (propose), without a call
-            out = propose_answer(generator, query.task.model_dump(), query.budget_s, query.top_k)
+            task = query.task.model_dump()
+            probes, probe_s = (query.probes.scores, query.probes.seconds) if query.probes else (None, 0.0)
+            if query.data is not None:
+                if query.probes is not None:
+                    return JSONResponse({"detail": "give probes or data, not both"}, status_code=422)
+                try:
+                    probes, probe_s = await self.replica.probe(query.data.root, task)
+                except PermissionError as err:
+                    return JSONResponse({"detail": str(err)}, status_code=403)
+                except ValueError as err:
+                    return JSONResponse({"detail": str(err)}, status_code=422)
+            out = propose_answer(generator, task, query.budget_s, query.top_k, probes, probe_s)
             # Plain JSON types already: the same bytes as FastAPI's default, without its jsonable_encoder pass.
             return answer(out) if "error" in out else JSONResponse(_finite(out))
 
@@ -294,7 +377,7 @@ def build_app(config: ServiceConfig) -> serve.Application:
                 return JSONResponse({"detail": "missing or wrong bearer token"}, status_code=401)
             args = (body.task.model_dump(), body.regime.model_dump(), body.result.model_dump(), body.budget_s)
             try:
-                return answer(await self.replica.call("feedback", *args, body.feedback_id))
+                return answer(await self.replica.call("feedback", *args, body.feedback_id, "feedback", body.probes))
             finally:
                 self.replica.invalidate()
 

@@ -1,10 +1,14 @@
 """The collect job: the initial experience (the paper's "past tasks") from a Ray Tune sweep of regimes on source tasks.
 
-``launch/collect.py`` composes the Hydra config and calls :func:`run_collect_job`. For every source task, a seeded
-sample of regimes predicted to fit ``max_trial_s`` (spread over the zoo's models) runs as Ray Tune trials of one
-function trainable with actors reused. The driver is the only writer of the experience store: a Tune callback
-appends each row as its trial completes, so a crash loses only the trials in flight. A row's ``feedback_id`` hashes
-(task spec, regime, seed), and trials already stored are skipped before launch, so re-running is idempotent.
+``launch/collect.py`` composes the Hydra config and calls :func:`run_collect_job`. Every source task gets a spread
+of budgets (``budget_factors`` x one epoch of its cheapest full fine-tune, within ``[min_trial_s, max_trial_s]``),
+so the experience covers short and long training; at each budget a seeded sample of (model, lr, frozen stages, batch
+size), spread over the zoo's models, is sized to the budget (its steps fill it) and runs as a Ray Tune trial of one
+function trainable with actors reused. Each row records what ran: budget, planned and done steps, measured step
+time, the learning curve, and the task's probe scores (each trial probes its task first; the scores are cached per
+task under the state folder). The driver is the only writer of the experience store: a Tune callback appends each
+row as its trial completes, so a crash loses only the trials in flight. A row's ``feedback_id`` hashes (task spec,
+regime with its steps, seed), and trials already stored are skipped before launch, so re-running is idempotent.
 """
 
 from __future__ import annotations
@@ -30,9 +34,17 @@ from nasoa.cluster.runtime import RuntimeSettings
 from nasoa.cluster.session import ray_session
 from nasoa.common.io import write_json_atomic
 from nasoa.data.meta import TaskMeta
-from nasoa.jobs.finetune import FinetuneJob, FinetuneSettings, cached_task, run_finetune, spec_key
+from nasoa.jobs.finetune import (
+    FinetuneJob,
+    FinetuneSettings,
+    ProbeJob,
+    cached_task,
+    run_finetune,
+    spec_key,
+    task_name,
+)
 from nasoa.online.experience import ExperienceStore, experience_row
-from nasoa.online.regime import Regime, RegimeSpace, feasible_regimes
+from nasoa.online.regime import CostModel, Regime, RegimeSpace, predict_time_s, sized_to_budget
 from nasoa.zoo.manifest import MANIFEST_FILE, ZooEntry
 from nasoa.zoo.store import Zoo
 
@@ -47,32 +59,49 @@ __all__ = ["CollectSettings", "PlannedTrial", "collect_trial", "feedback_id", "p
 
 @dataclass(frozen=True)
 class CollectSettings:
-    """The ``collect`` config: how many regimes per past task, their deadline, and the Tune resources.
+    """The ``collect`` config: regimes per past task over a spread of budgets, probes, and the Tune resources.
 
     Attributes:
-        trials_per_task: Regimes sampled per task.
-        max_trial_s: Deadline of each fine-tuning run; only regimes predicted to fit it are sampled.
+        trials_per_task: Regimes run per task, split evenly over the budgets.
+        budget_factors: The budgets, as multiples of the task's base budget: one epoch of full fine-tuning (batch 32)
+            of the cheapest zoo model, evaluation and overhead included.
+        min_trial_s: Smallest budget of a run.
+        max_trial_s: Largest budget of a run.
         seed: Seed of the regime sample and of every fine-tuning run.
         profile_device: Zoo profile device for time predictions (None: the zoo's first profiled device).
         concurrency: Trials running at once.
         cpus_per_trial: CPUs Ray reserves per trial (also the torch threads of a trial, at least 1).
+        probes: Probe every zoo model on each task (``nasoa.train.probe``; cached per task) and store the scores.
+        probe_sample: Training images of a probe.
+        probe_val_sample: Validation images of a probe.
     """
 
-    trials_per_task: int = 8
-    max_trial_s: float = 20.0
+    trials_per_task: int = 12
+    budget_factors: tuple[float, ...] = (1.0, 4.0, 16.0)
+    min_trial_s: float = 3.0
+    max_trial_s: float = 60.0
     seed: int = 0
     profile_device: str | None = None
     concurrency: int = 2
     cpus_per_trial: float = 1.0
+    probes: bool = True
+    probe_sample: int = 128
+    probe_val_sample: int = 64
 
     def __post_init__(self) -> None:
-        for name in ("trials_per_task", "concurrency"):
+        for name in ("trials_per_task", "concurrency", "probe_sample", "probe_val_sample"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"collect.{name} must be at least 1, got {getattr(self, name)!r}")
-        for name in ("max_trial_s", "cpus_per_trial"):
+        for name in ("min_trial_s", "max_trial_s", "cpus_per_trial"):
             value = float(getattr(self, name))
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"collect.{name} must be a positive number, got {getattr(self, name)!r}")
+        factors = tuple(float(f) for f in self.budget_factors)
+        if not factors or not all(math.isfinite(f) and f > 0 for f in factors):
+            raise ValueError(f"collect.budget_factors must be positive numbers, got {self.budget_factors!r}")
+        object.__setattr__(self, "budget_factors", factors)
+        if self.min_trial_s > self.max_trial_s:
+            raise ValueError(f"collect.min_trial_s ({self.min_trial_s}) is over max_trial_s ({self.max_trial_s})")
 
     @property
     def threads(self) -> int:
@@ -87,9 +116,10 @@ class PlannedTrial:
     Attributes:
         spec: The task spec as configured (a string or a dict for ``make_task``).
         task: The spec as a stable string (the rows' ``task_name``).
-        regime: The regime to run.
+        regime: The regime to run, its ``steps`` sized to ``budget_s``.
         feedback_id: The row id (see :func:`feedback_id`).
         predicted_s: Predicted seconds of the run.
+        budget_s: The run's budget (its deadline).
     """
 
     spec: Any
@@ -97,6 +127,7 @@ class PlannedTrial:
     regime: Regime
     feedback_id: str
     predicted_s: float
+    budget_s: float = math.nan
 
 
 def feedback_id(spec: Any, regime_id: str, seed: int) -> str:
@@ -115,40 +146,78 @@ def pick_profile_device(entries: Sequence[ZooEntry], wanted: str | None = None) 
     raise ValueError("no zoo entry has device profiles: rebuild the zoo with profiling on")
 
 
+def task_budgets(meta: TaskMeta, entries: Sequence[ZooEntry], device: str, s: CollectSettings) -> list[float]:
+    """The task's budgets: ``budget_factors`` x one epoch of full fine-tuning (batch 32) of the cheapest model."""
+    cost, times = CostModel(), []
+    for e in entries:
+        try:
+            times.append(cost.time_s(e, Regime(e.key, 0.01, 0, 32, 1), meta, device))
+        except KeyError:
+            continue
+    if not times:
+        raise ValueError(f"no zoo entry is profiled on {device!r}")
+    base = min(times)
+    return sorted({round(min(max(f * base, s.min_trial_s), s.max_trial_s), 3) for f in s.budget_factors})
+
+
 def plan_trials(
     spec: Any,
     meta: TaskMeta,
     entries: Sequence[ZooEntry],
     space: RegimeSpace,
     device: str,
-    max_s: float,
+    budgets: Sequence[float],
     k: int,
     seed: int,
 ) -> list[PlannedTrial]:
-    """A seeded sample of ``k`` regimes predicted to fit ``max_s`` on the task, spread evenly over the models.
+    """A seeded sample of ``k`` regimes sized to the budgets (split evenly), spread evenly over the models.
 
-    Models are visited round-robin in a seeded order (reshuffled each round); each visit draws one of that model's
-    remaining regimes uniformly. Regimes without a profile on ``device`` are left out.
+    For each budget, models are visited round-robin in a seeded order (reshuffled each round); each visit draws one
+    of that model's remaining (lr, frozen stages, batch size) uniformly and sizes it to the budget
+    (:func:`~nasoa.online.regime.sized_to_budget`); a draw with not one step within the budget is dropped.
     """
-    fits, predicted_s = feasible_regimes(entries, space, meta, max_s, device)
-    by_model: dict[str, list[tuple[Regime, float]]] = {}
-    for regime in fits:
-        by_model.setdefault(regime.model, []).append((regime, predicted_s[regime.regime_id]))
     rng = random.Random(f"{seed}:{spec_key(spec)}")
+    picked: list[PlannedTrial] = []
+    for j, budget in enumerate(budgets):
+        share = k // len(budgets) + (1 if j < k % len(budgets) else 0)
+        picked += _sized_sample(spec, meta, entries, space, device, budget, share, seed, rng)
+    return picked
+
+
+def _sized_sample(
+    spec: Any,
+    meta: TaskMeta,
+    entries: Sequence[ZooEntry],
+    space: RegimeSpace,
+    device: str,
+    budget: float,
+    k: int,
+    seed: int,
+    rng: random.Random,
+) -> list[PlannedTrial]:
+    by_model = {
+        e.key: [(e, Regime(e.key, lr, f, b, 1, space.schedule)) for f in space.frozen_options(e, device)
+                for b in space.batch_sizes for lr in space.lrs]
+        for e in entries
+        if space.frozen_options(e, device)
+    }  # fmt: skip
     picked: list[PlannedTrial] = []
     while len(picked) < k and by_model:
         order = sorted(by_model)
         rng.shuffle(order)
         for key in order:
-            if len(picked) == k:
+            if len(picked) == k or key not in by_model:
                 break
             pool = by_model[key]
-            regime, predicted = pool.pop(rng.randrange(len(pool)))
+            entry, base = pool.pop(rng.randrange(len(pool)))
             if not pool:
                 del by_model[key]
-            picked.append(
-                PlannedTrial(spec, spec_key(spec), regime, feedback_id(spec, regime.regime_id, seed), predicted)
-            )
+            regime = sized_to_budget(entry, base, meta, budget, device, max_epochs=space.max_epochs)
+            if regime is None:
+                continue
+            predicted = predict_time_s(entry, regime, meta, device)
+            fid = feedback_id(spec, regime.regime_id, seed)
+            picked.append(PlannedTrial(spec, task_name(spec), regime, fid, predicted, budget))
     return picked
 
 
@@ -156,15 +225,23 @@ def plan_trials(
 
 
 def collect_trial(config: Mapping[str, Any]) -> None:
-    """Tune function trainable: fine-tune one regime on one task under the deadline and report the result."""
+    """Tune function trainable: probe the task's zoo (cached), fine-tune one regime under the deadline, report."""
     t0 = time.perf_counter()
     trial = config["trial"]
-    job = FinetuneJob(**trial["job"])
     settings = FinetuneSettings(**trial["settings"])
-    outcome = run_finetune(job, replace(settings, device=assigned_device(settings.device)))
+    settings = replace(settings, device=assigned_device(settings.device))
+    probes = {}
+    if trial.get("probe"):
+        probed = run_finetune(ProbeJob(**trial["probe"]), settings)
+        if probed.error:
+            raise RuntimeError(probed.error)
+        probes = probed.result["scores"]
+    job = FinetuneJob(**trial["job"])
+    outcome = run_finetune(job, settings)
     if outcome.error:
         raise RuntimeError(outcome.error)  # Tune records the trial as errored: counted, not stored
-    tune.report({**outcome.result, "feedback_id": job.key, "trial_wall_s": time.perf_counter() - t0})
+    report = {**outcome.result, "feedback_id": job.key, "trial_wall_s": time.perf_counter() - t0}
+    tune.report(report | {"probes_json": json.dumps(probes)})  # JSON: Tune may flatten nested dicts
 
 
 # -- the driver: the single writer ---------------------------------------------------------------------------------
@@ -173,12 +250,10 @@ def collect_trial(config: Mapping[str, Any]) -> None:
 class _Recorder:
     """Appends each completed trial to the experience store (driver side) and keeps the tallies."""
 
-    def __init__(
-        self, store: ExperienceStore, planned: Mapping[str, tuple[PlannedTrial, TaskMeta, ZooEntry]], budget_s: float
-    ) -> None:
+    def __init__(self, store: ExperienceStore, planned: Mapping[str, tuple[PlannedTrial, TaskMeta, ZooEntry]]) -> None:
         self.store = store
+        self.probe_dir = str(store.path.parent / "probes")
         self.planned = planned
-        self.budget_s = budget_s
         self.stored = 0
         self.duplicates = 0
         self.finetune_s = 0.0
@@ -190,7 +265,7 @@ class _Recorder:
         r = plan.regime
         return (
             f"{plan.task} {r.model} {r.regime_id} (lr={r.lr:g} frozen={r.frozen_stages} bs={r.batch_size} "
-            f"ep={r.epochs})"
+            f"steps={r.steps}, budget {plan.budget_s:g}s)"
         )
 
     def complete(self, fid: str, result: Mapping[str, Any]) -> None:
@@ -204,12 +279,17 @@ class _Recorder:
                 entry,
                 accuracy=result["accuracy"],
                 time_s=result["time_s"],
-                budget_s=self.budget_s,
+                budget_s=plan.budget_s,
                 finished=bool(result["finished"]),
                 stopped_by=str(result["stopped_by"]),
                 source="collect",
                 feedback_id=fid,
                 device=str(result.get("device", "")),
+                steps=int(result["steps"]),
+                epochs_done=float(result["epochs_done"]),
+                step_ms=_finite_or_none(result.get("step_wall_ms")),
+                curve=result.get("curve") or (),
+                probes=json.loads(result.get("probes_json") or "{}"),
             )
             if self.store.append(row):
                 self.stored += 1
@@ -241,6 +321,10 @@ class _Recorder:
         done = len(self.rows) + len(self.failures)
         last = (error.strip().splitlines() or ["?"])[-1]  # a traceback's last line names the exception
         log.warning("[%d/%d] %s: FAILED: %s", done, len(self.planned), self._label(fid), last)
+
+
+def _finite_or_none(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
 class _StoreCallback(Callback):
@@ -329,7 +413,7 @@ def run_collect_job(cfg: Mapping[str, Any], run_dir: str | os.PathLike) -> dict[
     with ExperienceStore(state_dir / "experience") as store:
         before = len(store)
         plan = _plan(tasks, zoo, cfg["regime_space"], device, s, store)
-        recorder = _Recorder(store, plan.planned, s.max_trial_s)
+        recorder = _Recorder(store, plan.planned)
         sweep_s, ray_address = _sweep(plan, zoo, s, cfg["runtime"], run_dir, recorder) if plan.planned else (0.0, None)
         _finish(plan, store, recorder)
         total = len(store)
@@ -363,31 +447,27 @@ def _plan(
     plan = _Plan()
     entries = zoo.entries()
     for spec in tasks:
-        meta = replace(cached_task(spec).meta, name=spec_key(spec))
-        sampled = plan_trials(spec, meta, entries, space, device, s.max_trial_s, s.trials_per_task, s.seed)
+        meta = replace(cached_task(spec).meta, name=task_name(spec))
+        budgets = task_budgets(meta, entries, device, s)
+        sampled = plan_trials(spec, meta, entries, space, device, budgets, s.trials_per_task, s.seed)
         todo = [p for p in sampled if p.feedback_id not in store and p.feedback_id not in plan.planned]
         plan.skipped += len(sampled) - len(todo)
-        plan.per_task[meta.name] = {"meta": meta.to_dict(), "sampled": len(sampled), "to_run": len(todo)}
+        plan.per_task[meta.name] = {"meta": meta.to_dict(), "budgets": budgets, "sampled": len(sampled)}
+        plan.per_task[meta.name]["to_run"] = len(todo)
         if len(sampled) < s.trials_per_task:
-            log.warning(
-                "%s: only %d regimes predicted to fit %.0fs on %s (asked for %d)",
-                meta.name,
-                len(sampled),
-                s.max_trial_s,
-                device,
-                s.trials_per_task,
-            )
+            log.warning("%s: only %d regimes have a step within budgets %s", meta.name, len(sampled), budgets)
         for p in todo:
             plan.planned[p.feedback_id] = (p, meta, zoo.get(p.regime.model))
     log.info(
-        "collect: %d tasks x %d regimes (predicted <= %.0fs on %s) -> %d trials to run, %d already stored in %s",
+        "collect: %d tasks x %d regimes over budgets x%s (%.0f-%.0fs, on %s) -> %d trials to run, %d already stored",
         len(tasks),
         s.trials_per_task,
+        "/".join(f"{f:g}" for f in s.budget_factors),
+        s.min_trial_s,
         s.max_trial_s,
         device,
         len(plan.planned),
         plan.skipped,
-        store.path,
     )
     return plan
 
@@ -398,12 +478,24 @@ def _sweep(
     """Run every planned trial on Ray Tune; returns the sweep's seconds and the Ray address."""
     settings = asdict(FinetuneSettings(str(zoo.root), runtime.device, s.threads))
     trials = [
-        {"job": asdict(FinetuneJob(fid, p.spec, p.regime.to_dict(), s.max_trial_s, s.seed)), "settings": settings}
+        {
+            "job": asdict(FinetuneJob(fid, p.spec, p.regime.to_dict(), p.budget_s, s.seed)),
+            "settings": settings,
+            "probe": _probe_job(p, s, recorder.probe_dir),
+        }
         for fid, (p, _, _) in plan.planned.items()
     ]
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # relative paths in specs resolve as in the driver
     with ray_session(runtime) as address:
         return _run_sweep(trials, s, runtime, run_dir / TUNE_DIR, recorder), address
+
+
+def _probe_job(p: PlannedTrial, s: CollectSettings, cache_dir: str | None) -> dict[str, Any] | None:
+    """The trial's probe of its task (the same job, hence the same cached scores, for every trial of the task)."""
+    if not s.probes:
+        return None
+    job = ProbeJob(f"probe-{p.task}", p.spec, s.probe_sample, s.probe_val_sample, s.seed, cache_dir=cache_dir)
+    return asdict(job)
 
 
 def _finish(plan: _Plan, store: ExperienceStore, recorder: _Recorder) -> None:
@@ -467,7 +559,8 @@ def _summary(
         "failures": recorder.failures,
         "rows": [
             {k: r[k] for k in ("task_name", "model", "regime_id", "lr", "frozen_stages", "batch_size", "epochs")}
-            | {k: r[k] for k in ("accuracy", "time_s", "stopped_by", "feedback_id")}
+            | {k: r[k] for k in ("planned_steps", "steps", "budget_s", "accuracy", "time_s", "stopped_by")}
+            | {"feedback_id": r["feedback_id"]}
             for r in recorder.rows
         ],
         "settings": asdict(s),

@@ -15,7 +15,7 @@ import math
 import traceback
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from nasoa.online.regime import Regime
 from nasoa.train import warm_up as train_warm_up
 from nasoa.train.finetune import finetune
 from nasoa.train.loop import set_threads
+from nasoa.train.probe import probe_zoo
 from nasoa.zoo.store import Zoo
 
 log = logging.getLogger("nasoa.online")
@@ -39,10 +40,23 @@ def spec_key(spec: Any) -> str:
     return spec if isinstance(spec, str) else json.dumps(spec, sort_keys=True, separators=(",", ":"))
 
 
+def suite_entry(spec: Any) -> bool:
+    """Whether ``spec`` is a task-suite entry (``{name, spec, domain, subdomain}``) rather than a task spec."""
+    return isinstance(spec, Mapping) and "spec" in spec and "kind" not in spec
+
+
+def task_name(spec: Any) -> str:
+    """A task's name in the experience: a suite entry's ``name``, else the spec as a stable string."""
+    return str(spec["name"]) if suite_entry(spec) else spec_key(spec)
+
+
 @functools.lru_cache(maxsize=16)
 def _task_by_key(key: str):  # noqa: ANN202 - a nasoa.data.Task
-
-    return make_task(key if not key.startswith("{") else json.loads(key))
+    spec = key if not key.startswith("{") else json.loads(key)
+    if not suite_entry(spec):
+        return make_task(spec)
+    task = make_task(spec["spec"])
+    return replace(task, name=str(spec["name"]), meta=replace(task.meta, name=str(spec["name"])))
 
 
 def cached_task(spec: Any):  # noqa: ANN201 - a nasoa.data.Task
@@ -72,6 +86,20 @@ class FinetuneJob:
 
 
 @dataclass(frozen=True)
+class ProbeJob:
+    """Probe every zoo model (or ``models``) on a task (``nasoa.train.probe.probe_zoo``); ``cache_dir``: its cache."""
+
+    key: str
+    task: Any
+    sample: int = 128
+    val_sample: int = 64
+    seed: int = 0
+    method: str = "ncm"
+    cache_dir: str | None = None
+    models: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class FinetuneOutcome:
     """The result of a job (``result`` is a FinetuneResult dict) and the task's meta-features, or its error."""
 
@@ -91,9 +119,9 @@ class FinetuneSettings:
 
 
 def run_finetune(
-    job: FinetuneJob, settings: FinetuneSettings, on_epoch: Callable[[int, float], Any] | None = None
+    job: FinetuneJob | ProbeJob, settings: FinetuneSettings, on_epoch: Callable[[int, float], Any] | None = None
 ) -> FinetuneOutcome:
-    """Fine-tune in this process; any failure becomes an outcome with ``error`` set.
+    """Fine-tune (or probe, for a :class:`ProbeJob`) in this process; any failure becomes an outcome with ``error``.
 
     The task and the zoo are opened before the deadline's clock starts (a worker's cache, not the run's work).
     """
@@ -101,6 +129,8 @@ def run_finetune(
         if settings.threads:
             set_threads(settings.threads)  # Ray reuses worker processes with their old thread count
         task, zoo = cached_task(job.task), cached_zoo(settings.zoo_root)
+        if isinstance(job, ProbeJob):
+            return FinetuneOutcome(job.key, task.meta.to_dict(), _probe(job, zoo, task, settings.device))
         regime = Regime.from_dict(job.regime)
         result = finetune(
             zoo, regime, task, job.deadline_s, device=settings.device, seed=job.seed, on_epoch=on_epoch, test=job.test
@@ -110,7 +140,14 @@ def run_finetune(
         return FinetuneOutcome(job.key, error=f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=-3)}")
 
 
-def pool_finetune(job: FinetuneJob, settings: FinetuneSettings, worker: str = "") -> FinetuneOutcome:
+def _probe(job: ProbeJob, zoo: Zoo, task: Any, device: str) -> dict[str, Any]:
+    """The probe's result as a dict (``scores``, ``seconds``, ``fingerprint``, ...)."""
+    kw = {"sample": job.sample, "val_sample": job.val_sample, "seed": job.seed, "method": job.method}
+    result = probe_zoo(zoo, task, device=device, models=job.models, cache_dir=job.cache_dir, **kw)
+    return result.to_dict()
+
+
+def pool_finetune(job: FinetuneJob | ProbeJob, settings: FinetuneSettings, worker: str = "") -> FinetuneOutcome:
     """:func:`run_finetune` with the :class:`~nasoa.cluster.pool.TrainPool` item signature."""
     return run_finetune(job, settings)
 
@@ -129,7 +166,9 @@ def worker_died(job: FinetuneJob, attempts: int, reason: str) -> FinetuneOutcome
 def task_meta(spec: Any) -> dict[str, Any]:
     """The meta-features the service needs, measured from the task itself."""
     meta = cached_task(spec).meta.to_dict()
-    return {k: meta[k] for k in ("num_classes", "num_train", "resolution", "channels")} | {"name": str(spec)[:200]}
+    return {k: meta[k] for k in ("num_classes", "num_train", "resolution", "channels")} | {
+        "name": task_name(spec)[:200]
+    }
 
 
 def finetune_pool(zoo_root: str, runtime: RuntimeSettings, storage_path: str) -> TrainPool:
@@ -158,7 +197,7 @@ def run_finetune_job(cfg: Mapping[str, Any], run_dir: str | Path) -> dict[str, A
     job = FinetuneJob(
         uuid.uuid4().hex,
         cfg["task"],
-        {k: regime[k] for k in REGIME_FIELDS if k in regime},
+        {k: regime[k] for k in REGIME_FIELDS if regime.get(k) is not None},
         budget,
         int(cfg.get("seed", 0)),
     )
@@ -205,7 +244,7 @@ def _regime(cfg: Mapping[str, Any], client: ServiceClient | None, meta: dict, bu
     regime = client.regime(meta, budget)
     log.info(
         "the service proposes %s (predicted top-1 %.3f in %.1fs)",
-        {k: regime[k] for k in REGIME_FIELDS},
+        {k: regime.get(k) for k in REGIME_FIELDS},
         regime["predicted_accuracy"],
         regime["predicted_time_s"],
     )

@@ -1,7 +1,9 @@
 """Online adaptation end to end: ask the regime service, fine-tune on Ray Train under the budget, report back.
 
 :func:`run_stream_job` (``launch/stream.py``) plays the ``tasks`` config's stream through the service, one task
-after another, like any user would over HTTP; the service learns from each.
+after another, like any user would over HTTP; the service learns from each. With ``stream.probes`` the worker first
+probes the zoo on the task (``nasoa.train.probe``, as a client would with the shipped command) and sends the scores
+with the query; their seconds count against the budget (the run's deadline is what is left).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from nasoa.cluster.pool import TrainPool
 from nasoa.cluster.serve_app import start_service, stop_service
 from nasoa.cluster.session import StopRequest, ray_session, stop_signals
 from nasoa.common.io import write_json_atomic
-from nasoa.jobs.finetune import FinetuneJob, finetune_pool, task_meta
+from nasoa.jobs.finetune import FinetuneJob, ProbeJob, finetune_pool, task_meta, task_name
 from nasoa.jobs.serve import service_config
 from nasoa.online.client import REGIME_FIELDS, ServiceClient
 
@@ -28,10 +30,13 @@ log = logging.getLogger("nasoa.online")
 
 @dataclass(frozen=True)
 class StreamSettings:
-    """The ``stream`` config: a running service to use (None: start one on this machine) and the runs' seed."""
+    """The ``stream`` config: a running service to use (None: start one on this machine), the runs' seed, probes."""
 
     service_url: str | None = None
     seed: int = 0
+    probes: bool = False
+    probe_sample: int = 128
+    probe_val_sample: int = 64
 
 
 def run_stream_job(cfg: Mapping[str, Any], run_dir: str | Path) -> dict[str, Any]:
@@ -76,9 +81,7 @@ def _play(cfg: Mapping[str, Any], url: str, zoo_root: str, run_dir: Path, stop: 
             if stop.requested:
                 log.warning("stopping (%s): %d of %d stream tasks played", stop.signal, i, len(tasks))
                 break
-            rows.append(
-                _one_task(client, pool, spec, float(budgets[i % len(budgets)]), cfg["stream"].seed, (i, len(tasks)))
-            )
+            rows.append(_one_task(client, pool, spec, float(budgets[i % len(budgets)]), cfg["stream"], (i, len(tasks))))
         return rows
     finally:
         pool.close()
@@ -92,43 +95,68 @@ def _summary(rows: list[dict[str, Any]], seconds: float, state_dir: str) -> dict
         "done": len(done),
         "mean_accuracy": sum(r["accuracy"] for r in done) / len(done) if done else math.nan,
         "mean_abs_error": sum(abs(r["accuracy"] - r["predicted_accuracy"]) for r in done) / len(done) if done else None,
-        "over_budget": sum(r["time_s"] > r["budget_s"] for r in done),
+        "over_budget": sum(r["time_s"] + r["probe_s"] > r["budget_s"] for r in done),
+        "over_budget_5pct": sum(r["time_s"] + r["probe_s"] > 1.05 * r["budget_s"] for r in done),
+        "mean_budget_used": sum((r["time_s"] + r["probe_s"]) / r["budget_s"] for r in done) / len(done)
+        if done
+        else None,
+        "fallbacks": sum(bool(r.get("fallback")) for r in done),
         "state_dir": state_dir,
     }
 
 
-def _one_task(client: ServiceClient, pool: TrainPool, spec: Any, budget: float, seed: int, at: tuple[int, int]) -> dict:
-    """Ask, fine-tune, report one task; a refused query or a failed run is a row with ``error``."""
+def _one_task(client: ServiceClient, pool: TrainPool, spec: Any, budget: float, s: StreamSettings, at: tuple) -> dict:
+    """Probe (if asked), ask, fine-tune, report one task; a refused query or a failed run is a row with ``error``."""
     meta = task_meta(spec)
-    where = f"[task {at[0] + 1}/{at[1]}] {str(spec)[:40]}"
+    where = f"[task {at[0] + 1}/{at[1]}] {task_name(spec)[:40]}"
+    probes, probe_s = _probes(pool, spec, s) if s.probes else ({}, 0.0)
     try:
-        regime = client.regime(meta, budget)
+        regime = client.regime(meta, budget, probes or None, probe_s)
     except ValueError as err:
         log.warning("%s: %s", where, err)
-        return {"task": str(spec), "budget_s": budget, "error": str(err)}
-    job = FinetuneJob(uuid.uuid4().hex, spec, {k: regime[k] for k in REGIME_FIELDS}, budget, seed)
+        return {"task": task_name(spec), "budget_s": budget, "error": str(err)}
+    fields = {k: regime[k] for k in REGIME_FIELDS if regime.get(k) is not None}
+    job = FinetuneJob(uuid.uuid4().hex, spec, fields, budget - probe_s, s.seed)
     outcome = pool.run([job], [job.key])[job.key]
     if outcome.error:
         log.error("%s failed: %s", where, outcome.error)
-        return {"task": str(spec), "budget_s": budget, "error": outcome.error}
+        return {"task": task_name(spec), "budget_s": budget, "error": outcome.error}
     result = outcome.result
     ack = client.feedback(meta, regime, result, budget_s=budget, feedback_id=job.key)
-    row = {"task": str(spec), "budget_s": budget, **{k: regime[k] for k in REGIME_FIELDS}}
-    row |= {"predicted_accuracy": regime["predicted_accuracy"], "predicted_time_s": regime["predicted_time_s"]}
+    row = {"task": task_name(spec), "budget_s": budget, "probe_s": probe_s, **fields}
+    row |= {k: regime[k] for k in ("predicted_accuracy", "predicted_std", "predicted_time_s", "fallback")}
     row |= {k: result[k] for k in ("accuracy", "time_s", "finished", "stopped_by", "steps", "epochs_done")}
     row |= {"update_s": ack.get("update_s"), "experience_size": ack.get("experience_size")}
+    _log_task(where, regime, result, probe_s, budget)
+    return row
+
+
+def _log_task(where: str, regime: dict, result: dict, probe_s: float, budget: float) -> None:
     log.info(
-        "%-50s %s lr=%g frozen=%d batch=%d epochs=%d | predicted %.3f achieved %.3f | %.1fs of %.0fs%s",
+        "%-50s %s lr=%g frozen=%d batch=%d steps=%d%s | predicted %.3f+-%.3f achieved %.3f | %.1fs (+%.1fs probes) "
+        "of %.0fs%s",
         where,
         regime["model"],
         regime["lr"],
         regime["frozen_stages"],
         regime["batch_size"],
-        regime["epochs"],
+        regime["steps"],
+        " (fallback)" if regime["fallback"] else "",
         regime["predicted_accuracy"],
+        regime["predicted_std"],
         result["accuracy"],
         result["time_s"],
+        probe_s,
         budget,
-        "" if result["finished"] else " (cut at the deadline)",
+        "" if result["finished"] else f" ({result['stopped_by']})",
     )
-    return row
+
+
+def _probes(pool: TrainPool, spec: Any, s: StreamSettings) -> tuple[dict[str, float], float]:
+    """The zoo's probe scores on the task, computed in the pool's worker (the client's side), and their seconds."""
+    job = ProbeJob(uuid.uuid4().hex, spec, s.probe_sample, s.probe_val_sample, s.seed)
+    outcome = pool.run([job], [job.key])[job.key]
+    if outcome.error:
+        log.warning("probing %s failed (asking without probes): %s", task_name(spec), outcome.error)
+        return {}, 0.0
+    return outcome.result["scores"], float(outcome.result["seconds"])

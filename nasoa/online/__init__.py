@@ -5,7 +5,7 @@ No Ray here: the regime service (a Ray Serve deployment) owns a :class:`RegimeGe
 """
 
 from nasoa.online.experience import EXPERIENCE_SCHEMA, SOURCES, ExperienceStore, experience_row, validate_row
-from nasoa.online.features import FEATURE_NAMES, KINDS, feature_matrix, model_matrix, regime_features
+from nasoa.online.features import KINDS, Featurizer, from_target, model_matrix, to_target
 from nasoa.online.generator import (
     LearnReport,
     NoFeasibleRegime,
@@ -17,6 +17,7 @@ from nasoa.online.generator import (
 from nasoa.online.predictor import (
     PREDICTORS,
     BayesianLinearPredictor,
+    CurveBLR,
     KNNPredictor,
     MeanPredictor,
     MeanVar,
@@ -34,19 +35,21 @@ from nasoa.online.regime import (
     RegimeSpace,
     num_steps,
     predict_time_s,
+    sized_to_budget,
 )
 
 __all__ = [
     "EXPERIENCE_SCHEMA",
-    "FEATURE_NAMES",
     "KINDS",
     "PREDICTORS",
     "SCHEDULES",
     "SOURCES",
     "BayesianLinearPredictor",
     "CostModel",
+    "CurveBLR",
     "DeviceCost",
     "ExperienceStore",
+    "Featurizer",
     "Footprint",
     "KNNPredictor",
     "LearnReport",
@@ -62,12 +65,13 @@ __all__ = [
     "as_task_meta",
     "create_predictor",
     "experience_row",
-    "feature_matrix",
+    "from_target",
     "model_matrix",
     "num_steps",
     "predict_time_s",
     "predictor_from_state",
-    "regime_features",
     "register_predictor",
+    "sized_to_budget",
+    "to_target",
     "validate_row",
 ]

@@ -19,7 +19,7 @@ import os
 import time
 import uuid
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,9 +70,23 @@ EXPERIENCE_SCHEMA = pa.schema(
         ("stopped_by", pa.string()),
         ("source", pa.string()),
         ("feedback_id", pa.string()),
+        ("planned_steps", pa.int64()),
+        ("steps", pa.int64()),
+        ("epochs_done", pa.float64()),
+        ("step_ms", pa.float64()),
+        ("curve", pa.list_(pa.list_(pa.float64()))),
+        ("probes", pa.string()),
+        ("probe_s", pa.float64()),
     ]
 )
 _COLUMNS = tuple(EXPERIENCE_SCHEMA.names)
+#: Columns added after the first stores: an older Parquet file without them reads with their defaults.
+_LATER = ("planned_steps", "steps", "epochs_done", "step_ms", "curve", "probes", "probe_s")
+#: The regime's fields in a row (its planned ``steps`` are the row's ``planned_steps``).
+_REGIME_KEYS = ("model", "lr", "frozen_stages", "batch_size", "epochs", "schedule")
+#: Most learning-curve points and probe scores a row keeps.
+MAX_CURVE = 64
+MAX_PROBES = 1024
 _DEFAULTS: dict[str, Any] = {
     "task_name": "",
     "model_kind": "",
@@ -86,23 +100,21 @@ _DEFAULTS: dict[str, Any] = {
     "stopped_by": "done",
     "source": "feedback",
     "feedback_id": None,
+    "planned_steps": None,
+    "steps": None,
+    "epochs_done": None,
+    "step_ms": None,
+    "curve": (),
+    "probes": {},
+    "probe_s": 0.0,
 }
-
-
-def _number(name: str, value: Any, *, minimum: float | None = None, maximum: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
-        raise ValueError(f"experience row: {name} must be a finite number, got {value!r}")
-    value = float(value)
-    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        raise ValueError(f"experience row: {name} must be in [{minimum}, {maximum}], got {value}")
-    return value
 
 
 def validate_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """A complete, typed copy of an experience row; missing optional fields take defaults.
 
-    ``run_id`` (a new UUID), ``timestamp`` (now) and ``regime_id`` (from the regime fields) are filled in when
-    absent.
+    ``run_id`` (a new UUID), ``timestamp`` (now) and ``regime_id`` (from the regime fields, ``planned_steps``
+    included) are filled in when absent.
 
     Raises:
         ValueError: If a key is unknown, a required key is missing, or a value is invalid.
@@ -119,13 +131,12 @@ def validate_row(row: Mapping[str, Any]) -> dict[str, Any]:
         )
     except TypeError as err:
         raise ValueError(str(err)) from err
-    regime = Regime.from_dict(
-        {k: row[k] for k in ("model", "lr", "frozen_stages", "batch_size", "epochs", "schedule") if k in row}
-    )
+    regime = row_regime(row)
     out = {**_DEFAULTS, **{k: v for k, v in row.items() if v is not None or k == "feedback_id"}}
+    out["steps"] = row.get("steps")
     out.update(task.to_dict())
     out["task_name"] = out.pop("name")
-    out.update(regime.to_dict())
+    out.update({k: v for k, v in regime.to_dict().items() if k != "steps"}, planned_steps=regime.steps)
     if "regime_id" in row and row["regime_id"] not in (None, "", regime.regime_id):
         raise ValueError(f"experience row: regime_id {row['regime_id']!r} does not match the regime fields")
     out["regime_id"] = regime.regime_id
@@ -133,14 +144,14 @@ def validate_row(row: Mapping[str, Any]) -> dict[str, Any]:
     out["timestamp"] = _number("timestamp", row.get("timestamp") or time.time(), minimum=0.0)
     out["accuracy"] = _number("accuracy", row.get("accuracy"), minimum=0.0, maximum=1.0)
     out["time_s"] = _number("time_s", row.get("time_s"), minimum=0.0)
-    budget = out["budget_s"]
-    if not (isinstance(budget, numbers.Real) and not isinstance(budget, bool) and math.isnan(budget)):
-        out["budget_s"] = _number("budget_s", budget, minimum=0.0)
+    out["budget_s"] = _nan_or_number("budget_s", out["budget_s"])
+    for name in ("epochs_done", "step_ms"):  # None when unknown (NaN is read as unknown)
+        value = None if out[name] is None else _nan_or_number(name, out[name])
+        out[name] = None if value is None or math.isnan(value) else value
+    out["probe_s"] = _number("probe_s", out["probe_s"], minimum=0.0)
     for name in ("model_params", "model_macs", "model_num_stages"):
-        value = out[name]
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-            raise ValueError(f"experience row: {name} must be a non-negative integer, got {value!r}")
-        out[name] = int(value)
+        out[name] = _count(name, out[name])
+    out["steps"] = None if out["steps"] is None else _count("steps", out["steps"])
     if not isinstance(out["model_top1"], numbers.Real) or isinstance(out["model_top1"], bool):
         raise ValueError(f"experience row: model_top1 must be a number, got {out['model_top1']!r}")
     out["model_top1"] = float(out["model_top1"])
@@ -154,7 +165,66 @@ def validate_row(row: Mapping[str, Any]) -> dict[str, Any]:
     fid = out["feedback_id"]
     if fid is not None and (not isinstance(fid, str) or not fid):
         raise ValueError(f"experience row: feedback_id must be a non-empty string or null, got {fid!r}")
+    out["curve"] = _curve(out["curve"])
+    out["probes"] = _probes(out["probes"])
     return {k: out[k] for k in _COLUMNS}
+
+
+def row_regime(row: Mapping[str, Any]) -> Regime:
+    """The regime an experience row ran (its ``planned_steps`` as the regime's ``steps``)."""
+    fields = {k: row[k] for k in _REGIME_KEYS if k in row}
+    if row.get("planned_steps") is not None:
+        fields["steps"] = row["planned_steps"]
+    return Regime.from_dict(fields)
+
+
+def _nan_or_number(name: str, value: Any) -> float:
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isnan(value):
+        return math.nan
+    return _number(name, value, minimum=0.0)
+
+
+def _count(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"experience row: {name} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def _curve(value: Any) -> list[list[float]]:
+    """``[[steps, top-1], ...]``: steps non-negative, top-1 in [0, 1], at most :data:`MAX_CURVE` points."""
+    if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
+        raise ValueError(f"experience row: curve must be a list of [steps, top-1] pairs, got {value!r}")
+    points = list(value)
+    if len(points) > MAX_CURVE:
+        raise ValueError(f"experience row: curve has {len(points)} points (at most {MAX_CURVE})")
+    out = []
+    for point in points:
+        pair = list(point) if hasattr(point, "__iter__") and not isinstance(point, (str, bytes)) else None
+        if pair is None or len(pair) != 2:
+            raise ValueError(f"experience row: a curve point is [steps, top-1], got {point!r}")
+        out.append([_number("curve steps", pair[0], minimum=0.0), _number("curve top-1", pair[1], 0.0, 1.0)])
+    return out
+
+
+def _probes(value: Any) -> dict[str, float]:
+    """``{zoo key: probe top-1}``: at most :data:`MAX_PROBES`, each in [0, 1] (JSON text is accepted)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value else {}
+        except json.JSONDecodeError as err:
+            raise ValueError(f"experience row: probes is not JSON ({err})") from None
+    if not isinstance(value, Mapping) or len(value) > MAX_PROBES:
+        raise ValueError(f"experience row: probes must be a mapping of at most {MAX_PROBES} zoo keys to top-1")
+    return {str(k): _number(f"probes[{k}]", v, minimum=0.0, maximum=1.0) for k, v in value.items()}
+
+
+def _number(name: str, value: Any, minimum: float | None = None, maximum: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+        raise ValueError(f"experience row: {name} must be a finite number, got {value!r}")
+    value = float(value)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ValueError(f"experience row: {name} must be in [{minimum}, {maximum}], got {value}")
+    return value
 
 
 def experience_row(
@@ -170,10 +240,36 @@ def experience_row(
     source: str = "feedback",
     feedback_id: str | None = None,
     device: str = "",
+    steps: int | None = None,
+    epochs_done: float | None = None,
+    step_ms: float | None = None,
+    curve: Sequence[Sequence[float]] = (),
+    probes: Mapping[str, float] | None = None,
+    probe_s: float = 0.0,
 ) -> dict[str, Any]:
-    """A validated experience row from a task, the regime it ran, the zoo entry (for model info) and the result."""
+    """A validated experience row from a task, the regime it ran, the zoo entry (for model info) and the result.
+
+    Args:
+        task: The task's meta-features (its ``name`` is the row's ``task_name``).
+        regime: The regime run; its ``steps`` (the plan) are the row's ``planned_steps``.
+        entry: The zoo entry of ``regime.model`` (model descriptors), or None.
+        accuracy: Validation top-1 at the end.
+        time_s: Wall seconds of the run.
+        budget_s: The run's time budget.
+        finished: Whether it completed its (re-)planned steps, annealed.
+        stopped_by: ``"done"``, ``"deadline"`` or ``"nan"``.
+        source: ``"collect"``, ``"feedback"`` or ``"stream"``.
+        feedback_id: Idempotency key (a second row with it is not stored).
+        device: Where it ran.
+        steps: Optimizer steps done (None: unknown, as in older rows).
+        epochs_done: Steps done over steps per epoch.
+        step_ms: Median wall milliseconds of a training step, batch fetch included (what a step cost the run).
+        curve: ``[steps, validation top-1]`` points during the run (the last may be the final top-1).
+        probes: Probe top-1 by zoo key on this task, as used to choose the regime.
+        probe_s: Seconds the probes took (counted in the budget).
+    """
     row: dict[str, Any] = {**{k: v for k, v in task.to_dict().items() if k != "name"}, "task_name": task.name}
-    row.update(regime.to_dict())
+    row.update({k: v for k, v in regime.to_dict().items() if k != "steps"}, planned_steps=regime.steps)
     if entry is not None:
         if entry.key != regime.model:
             raise ValueError(f"zoo entry {entry.key!r} is not the regime's model {regime.model!r}")
@@ -184,17 +280,24 @@ def experience_row(
             model_top1=float(entry.top1),
             model_num_stages=int(entry.num_stages),
         )
-    row.update(
-        accuracy=accuracy,
-        time_s=time_s,
-        budget_s=budget_s,
-        finished=finished,
-        stopped_by=stopped_by,
-        source=source,
-        feedback_id=feedback_id,
-        device=device,
-    )
+    row.update(accuracy=accuracy, time_s=time_s, budget_s=budget_s, finished=finished, stopped_by=stopped_by)
+    row.update(source=source, feedback_id=feedback_id, device=device, steps=steps, epochs_done=epochs_done)
+    row.update(step_ms=step_ms, curve=list(curve), probes=dict(probes or {}), probe_s=probe_s)
     return validate_row(row)
+
+
+def _table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Rows as a table with :data:`EXPERIENCE_SCHEMA`; ``probes`` as JSON text (a map column reads back as pairs)."""
+    flat = [r | {"probes": json.dumps(r["probes"], sort_keys=True)} for r in rows]
+    return pa.Table.from_pylist(flat, schema=EXPERIENCE_SCHEMA)
+
+
+def _from_parquet(row: dict[str, Any]) -> dict[str, Any]:
+    """A row read from Parquet: columns an older store lacks take their defaults, ``probes`` parsed."""
+    out = {k: row.get(k, _DEFAULTS.get(k)) for k in _COLUMNS}
+    out["curve"] = out["curve"] or []
+    out["probes"] = _probes(out["probes"] or {})
+    return out
 
 
 def _fsync_dir(path: Path) -> None:
@@ -270,10 +373,11 @@ class ExperienceStore:
         if not path.exists():
             return []
         table = read_parquet_checked(path)
-        missing = [n for n in _COLUMNS if n not in table.column_names]
+        missing = [n for n in _COLUMNS if n not in table.column_names and n not in _LATER]
         if missing:
             raise ValueError(f"{path}: not an experience store (missing columns {missing})")
-        return table.select(list(_COLUMNS)).to_pylist()
+        rows = table.select([n for n in _COLUMNS if n in table.column_names]).to_pylist()
+        return [_from_parquet(r) for r in rows]
 
     def reload(self) -> None:
         """Re-reads the store from disk (journal first, then Parquet: safe against a concurrent compaction)."""
@@ -300,8 +404,8 @@ class ExperienceStore:
         return feedback_id in self._feedback_ids
 
     def to_table(self) -> pa.Table:
-        """All rows as a table with :data:`EXPERIENCE_SCHEMA`."""
-        return pa.Table.from_pylist(self.rows(), schema=EXPERIENCE_SCHEMA)
+        """All rows as a table with :data:`EXPERIENCE_SCHEMA` (``probes`` as JSON text)."""
+        return _table(self.rows())
 
     # -- writing -------------------------------------------------------------------------------------------------
 
@@ -363,7 +467,7 @@ class ExperienceStore:
             The number of rows in the Parquet file.
         """
         self._writable()
-        write_parquet_atomic(pa.Table.from_pylist(self._rows, schema=EXPERIENCE_SCHEMA), self.path / PARQUET_FILE)
+        write_parquet_atomic(_table(self._rows), self.path / PARQUET_FILE)
         _fsync_dir(self.path)
         self._journal.truncate(0)
         self._journal.flush()

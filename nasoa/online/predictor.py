@@ -1,10 +1,18 @@
-"""Predictors of fine-tuning top-1 from regime features, with batch fit, online update and JSON state.
+"""Predictors of the fine-tuning target from feature rows, with batch fit, online update and JSON state.
 
 The interface follows archai's ``discrete_search/api/predictor.py`` (``fit(X, y)``, ``predict(X) -> MeanVar``) and
-adds ``update`` for one or a few new samples and ``to_state``/``from_state`` as plain JSON-able data (no pickle).
-``BayesianLinearPredictor`` is conjugate Bayesian linear regression over standardized features plus random
-Fourier features with a fixed seed (Rahimi and Recht, 2007); its online update is a rank-one (Kalman /
-Sherman-Morrison) posterior update, O(p^2) per sample. No Ray, no torch.
+adds ``update`` for one or a few new samples, ``to_state``/``from_state`` as plain JSON-able data (no pickle), and
+two optional inputs: ``groups`` (the task of each row: a predictor may learn a per-task offset) and ``noise`` (each
+sample's noise std, when it is known). ``prepare`` tells a predictor the names of the columns and the prior of
+their weights (the regime generator calls it).
+
+``CurveBLR`` (``curve_blr``, the service's default) is conjugate Bayesian linear regression with a random offset
+per task that is integrated out exactly: each task's rows share an unknown offset ``N(0, offset_std^2)``, so the
+weights learn what transfers between tasks and a task's own feedback moves only its offset and what it teaches
+about the weights. Its state is the posterior precision, its right-hand side and three sufficient statistics per
+task; an update is a few rank-one changes and a solve of the (small) precision: the same numbers as a batch fit.
+``BayesianLinearPredictor`` (over standardized features plus random Fourier features), ``KNNPredictor`` and
+``MeanPredictor`` are simpler baselines that ignore the groups. No Ray, no torch.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ from __future__ import annotations
 import itertools
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
@@ -23,6 +31,7 @@ from nasoa.common.registry import Registry
 __all__ = [
     "PREDICTORS",
     "BayesianLinearPredictor",
+    "CurveBLR",
     "KNNPredictor",
     "MeanPredictor",
     "MeanVar",
@@ -79,29 +88,64 @@ def _check_state(cls: type[Predictor], state: Mapping[str, Any]) -> None:
         raise ValueError(f"{cls.name} state version {state.get('version')!r} is not supported ({STATE_VERSION})")
 
 
-class Predictor(ABC):
-    """Predicts a score (fine-tuning top-1) with uncertainty from feature rows.
+#: Rows' tasks: one key for all rows, one per row, or None (each row's task unknown / new).
+Groups = str | Sequence[str] | None
 
-    Before any data a predictor answers its prior (the same mean for every row).
+
+def _group_list(groups: Groups, n: int) -> list[str | None]:
+    if groups is None or isinstance(groups, str):
+        return [groups] * n
+    out = list(groups)
+    if len(out) != n:
+        raise ValueError(f"{n} rows but {len(out)} groups")
+    return out
+
+
+def _check_noise(noise: Any, n: int) -> np.ndarray | None:
+    if noise is None:
+        return None
+    noise = np.broadcast_to(np.asarray(noise, dtype=np.float64), (n,))
+    if not (np.isfinite(noise).all() and (noise > 0).all()):
+        raise ValueError("noise must be finite and positive")
+    return noise
+
+
+class Predictor(ABC):
+    """Predicts a score (the fine-tuning target) with uncertainty from feature rows.
+
+    Before any data a predictor answers its prior. ``groups`` names each row's task (predictors without a task
+    effect ignore it); ``noise`` is each sample's noise std in target units (ignored by those that do not weigh
+    samples).
     """
 
     name: ClassVar[str] = ""
 
+    def prepare(self, names: Sequence[str], prior_mean: np.ndarray, prior_std: np.ndarray) -> None:  # noqa: B027
+        """Column names and the prior of each column's weight (those that use priors keep them); default: nothing."""
+
     @abstractmethod
-    def fit(self, X: np.ndarray, y: np.ndarray) -> Predictor:
+    def fit(self, X: np.ndarray, y: np.ndarray, groups: Groups = None, noise: Any = None) -> Predictor:
         """Fits from scratch on ``X`` (n x d) and ``y`` (n); returns self."""
 
     @abstractmethod
-    def update(self, X: np.ndarray, y: np.ndarray) -> None:
+    def update(self, X: np.ndarray, y: np.ndarray, groups: Groups = None, noise: Any = None) -> None:
         """Adds one or a few samples to what the predictor knows, without refitting from scratch."""
 
     @abstractmethod
-    def predict(self, X: np.ndarray) -> MeanVar:
-        """Predictive mean and variance for each row of ``X``."""
+    def predict(self, X: np.ndarray, groups: Groups = None) -> MeanVar:
+        """Predictive mean and variance (of a new observation) for each row of ``X``."""
 
-    def predict_mean(self, X: np.ndarray) -> np.ndarray:
+    def predict_mean(self, X: np.ndarray, groups: Groups = None) -> np.ndarray:
         """``predict(X).mean``, for predictors whose variance costs extra to skip it."""
-        return self.predict(X).mean
+        return self.predict(X, groups).mean
+
+    def contrast_var(self, X: np.ndarray, ref: np.ndarray) -> np.ndarray:
+        """Variance of ``f(X_i) - f(ref)`` on one task: what separates two regimes (default: ``predict(X).var``)."""
+        return self.predict(X).var
+
+    def linear(self, group: str | None = None) -> tuple[np.ndarray, float] | None:
+        """``(w, b)`` with ``predict_mean(X, group) == X @ w + b`` for a predictor linear in its inputs, else None."""
+        return None
 
     @property
     @abstractmethod
@@ -157,10 +201,16 @@ def predictor_from_state(state: Mapping[str, Any]) -> Predictor:
 
 @dataclass(frozen=True)
 class PredictorSettings:
-    """The ``predictor`` config: a registered predictor and its constructor arguments."""
+    """The ``predictor`` config: a registered predictor, its constructor arguments, and how the choice uses it.
 
-    name: str = "bayes_linear"
+    ``generator`` holds the :class:`~nasoa.online.generator.RegimeGenerator` arguments that say how predictions
+    become a choice (``kappa``, ``max_contrast_std``, ``use_probes``, ``noise_std``): the service and the benchmark
+    build their generators with them, so both choose alike.
+    """
+
+    name: str = "curve_blr"
     kwargs: dict[str, Any] = field(default_factory=dict)
+    generator: dict[str, Any] = field(default_factory=dict)
 
     def create(self) -> Predictor:
         return create_predictor(self.name, **self.kwargs)
@@ -183,28 +233,28 @@ class BayesianLinearPredictor(Predictor):
     (or the first ``update`` when there was no fit); a later ``fit`` rebuilds them from its data.
 
     Args:
-        noise_std: Standard deviation of the observation noise (one run's top-1 varies by about 0.03-0.05).
+        noise_std: Standard deviation of the observation noise where a sample's own is not given (target units).
         intercept_std: Prior standard deviation of the intercept.
         weight_std: Prior standard deviation of each linear weight (per standardized feature).
         rff_amplitude: Prior standard deviation of the nonlinear part (the RBF kernel's amplitude).
         num_rff: Random Fourier features (0 gives a purely linear model).
         lengthscale: RBF lengthscale in standardized units; defaults to sqrt(number of features).
         prior_mean: Prior mean of the intercept, i.e. the prediction before any data.
-        bounds: Interval the predicted mean is clipped to; None disables clipping.
+        bounds: Interval the predicted mean is clipped to; None (the default) disables clipping.
         clip_z: Standardized features are clipped to [-clip_z, clip_z].
         seed: Seed of the Fourier basis.
     """
 
     def __init__(
         self,
-        noise_std: float = 0.05,
-        intercept_std: float = 1.0,
-        weight_std: float = 0.2,
-        rff_amplitude: float = 0.1,
+        noise_std: float = 0.3,
+        intercept_std: float = 1.5,
+        weight_std: float = 0.5,
+        rff_amplitude: float = 0.3,
         num_rff: int = 64,
         lengthscale: float | None = None,
-        prior_mean: float = 0.5,
-        bounds: tuple[float, float] | None = (0.0, 1.0),
+        prior_mean: float = 1.0,
+        bounds: tuple[float, float] | None = None,
         clip_z: float = 5.0,
         seed: int = 0,
     ) -> None:
@@ -294,16 +344,20 @@ class BayesianLinearPredictor(Predictor):
             phi[:, 1 + d :] = phase
         return phi
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> BayesianLinearPredictor:
+    def _noise_var(self, noise: Any, n: int) -> np.ndarray:
+        noise = _check_noise(noise, n)
+        return np.full(n, self.params["noise_std"] ** 2) if noise is None else noise**2
+
+    def fit(self, X: np.ndarray, y: np.ndarray, groups: Groups = None, noise: Any = None) -> BayesianLinearPredictor:
         X, y = _check_xy(X, y)
         if len(X) == 0:
             raise ValueError("fit needs at least one sample")
+        noise_var = self._noise_var(noise, len(X))
         self._init_basis(X)
-        noise_var = self.params["noise_std"] ** 2
         prior_prec = 1.0 / np.diag(self._cov)
         Phi = self._basis(X)
-        precision = np.diag(prior_prec) + Phi.T @ Phi / noise_var
-        eta = prior_prec * self._mean + Phi.T @ y / noise_var
+        precision = np.diag(prior_prec) + (Phi.T / noise_var) @ Phi
+        eta = prior_prec * self._mean + Phi.T @ (y / noise_var)
         self._cov = np.linalg.solve(precision, np.eye(len(precision)))
         self._cov = 0.5 * (self._cov + self._cov.T)
         self._mean = self._cov @ eta
@@ -311,21 +365,21 @@ class BayesianLinearPredictor(Predictor):
         self._token = _new_token()
         return self
 
-    def update(self, X: np.ndarray, y: np.ndarray) -> None:
+    def update(self, X: np.ndarray, y: np.ndarray, groups: Groups = None, noise: Any = None) -> None:
         X, y = _check_xy(X, y, self.dim)
+        noise_var = self._noise_var(noise, len(X))
         if self._center is None:
             self._init_basis(X)
-        noise_var = self.params["noise_std"] ** 2
-        for phi, target in zip(self._basis(X), y):
+        for phi, target, nv in zip(self._basis(X), y, noise_var):
             s_phi = self._cov @ phi
-            gain = s_phi / (noise_var + phi @ s_phi)
+            gain = s_phi / (nv + phi @ s_phi)
             self._mean = self._mean + gain * (target - phi @ self._mean)
             self._cov = self._cov - np.outer(gain, s_phi)
         self._cov = 0.5 * (self._cov + self._cov.T)
         self._n += len(X)
         self._token = _new_token()
 
-    def predict(self, X: np.ndarray) -> MeanVar:
+    def predict(self, X: np.ndarray, groups: Groups = None) -> MeanVar:
         X, _ = _check_xy(X, None, self.dim)
         noise_var = self.params["noise_std"] ** 2
         if self._center is None:
@@ -334,7 +388,7 @@ class BayesianLinearPredictor(Predictor):
         mean, var = self._posterior(X, with_var=True)
         return MeanVar(_clip(mean, self._bounds), np.maximum(var, 0.0) + noise_var)
 
-    def predict_mean(self, X: np.ndarray) -> np.ndarray:
+    def predict_mean(self, X: np.ndarray, groups: Groups = None) -> np.ndarray:
         if self._center is None:
             return self.predict(X).mean  # the prior
         X, _ = _check_xy(X, None, self.dim)
@@ -398,6 +452,206 @@ class BayesianLinearPredictor(Predictor):
         return self
 
 
+def _rowwise_quadratic(X: np.ndarray, S: np.ndarray) -> np.ndarray:
+    """``diag(X S X^T)`` without the n x n matrix."""
+    return (X @ S * X).sum(axis=1)
+
+
+@register_predictor("curve_blr")
+class CurveBLR(Predictor):
+    """Bayesian linear regression with a per-task random offset (integrated out) and per-sample noise.
+
+    The model: ``y = x . w + b_task + e`` with ``w ~ N(prior_mean, diag(prior_std^2))`` (from :meth:`prepare`),
+    ``b_task ~ N(0, offset_std^2)`` independently per task and ``e ~ N(0, noise^2)`` (the sample's own noise, else
+    ``noise_std``). A task's rows then have noise covariance ``D + offset_std^2 11^T``; its inverse (Sherman-Morrison)
+    makes the task add ``sum x x^T / s2 - c S S^T`` to the weights' precision (and ``sum x y / s2 - c S R`` to its
+    right-hand side), with ``W = sum 1/s2``, ``S = sum x/s2``, ``R = sum y/s2`` and ``c = t2 / (1 + t2 W)``. Given the
+    weights, the task's offset is ``N(c (R - S . w), c)``, which is how a task's first feedback moves the predictions
+    of all its regimes. A row without a task counts as a task of its own. Batch fit and updates run the same
+    accumulation, so an update (O(p^2) plus a p x p solve) gives what a fit on all samples gives.
+
+    Args:
+        offset_std: Prior std of a task's offset (target units: logit above chance).
+        noise_std: Noise std of samples given without their own, and of the predicted observations.
+        weight_std: Prior std of every weight until :meth:`prepare` names the columns (prior mean 0).
+    """
+
+    def __init__(self, offset_std: float = 0.8, noise_std: float = 0.3, weight_std: float = 0.5) -> None:
+        for name, value in (("offset_std", offset_std), ("noise_std", noise_std), ("weight_std", weight_std)):
+            if isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be finite and positive, got {value!r}")
+        self.params = {"offset_std": float(offset_std), "noise_std": float(noise_std), "weight_std": float(weight_std)}
+        self._names: tuple[str, ...] | None = None
+        self._prior: tuple[np.ndarray, np.ndarray] | None = None
+        self._n = 0
+        self._prec = np.empty((0, 0))
+        self._eta = np.empty(0)
+        self._groups: dict[str, tuple[float, float, np.ndarray]] = {}
+        self._cov = np.empty((0, 0))
+        self._w = np.empty(0)
+        self._token = _new_token()
+
+    @property
+    def num_samples(self) -> int:
+        return self._n
+
+    @property
+    def dim(self) -> int | None:
+        """Number of input features, once known."""
+        return len(self._eta) if len(self._eta) else None
+
+    @property
+    def names(self) -> tuple[str, ...] | None:
+        """The column names given to :meth:`prepare` (None: not prepared)."""
+        return self._names
+
+    def prepare(self, names: Sequence[str], prior_mean: np.ndarray, prior_std: np.ndarray) -> None:
+        names = tuple(str(n) for n in names)
+        if names == self._names:
+            return
+        if self._n:
+            raise ValueError(
+                f"curve_blr was fitted on {len(self._names or ())} other columns ({self._n} samples): a predictor "
+                "learns through generators of one zoo (restrict a generator's proposals with models=...)"
+            )
+        mean, std = np.asarray(prior_mean, dtype=np.float64), np.asarray(prior_std, dtype=np.float64)
+        if mean.shape != (len(names),) or std.shape != (len(names),) or not (std > 0).all():
+            raise ValueError("prior_mean and prior_std need one value per column, stds positive")
+        self._names, self._prior = names, (mean, std)
+        self._reset(len(names))
+
+    def _reset(self, d: int) -> None:
+        mean, std = self._prior if self._prior is not None else (np.zeros(d), np.full(d, self.params["weight_std"]))
+        self._prec = np.diag(1.0 / std**2)
+        self._eta = mean / std**2
+        self._groups, self._n = {}, 0
+        self._solve()
+
+    def _solve(self) -> None:
+        """The posterior covariance and mean from the precision and its right-hand side."""
+        chol = np.linalg.cholesky(self._prec)
+        inv = np.linalg.solve(chol, np.eye(len(chol)))
+        self._cov = inv.T @ inv
+        self._w = self._cov @ self._eta
+        self._token = _new_token()
+
+    def _accumulate(self, X: np.ndarray, y: np.ndarray, groups: Groups, noise: Any) -> None:
+        keys = _group_list(groups, len(X))
+        noise = _check_noise(noise, len(X))
+        var = np.full(len(X), self.params["noise_std"] ** 2) if noise is None else noise**2
+        t2 = self.params["offset_std"] ** 2
+        lone = np.asarray([k is None for k in keys])
+        prec = 1.0 / np.where(lone, var + t2, var)  # a row without a task: its own offset is more noise
+        self._prec += (X.T * prec) @ X
+        self._eta += X.T @ (prec * y)
+        for key in dict.fromkeys(k for k in keys if k is not None):
+            sel = np.asarray([k == key for k in keys])
+            W0, r0, s0 = self._groups.get(key, (0.0, 0.0, np.zeros(X.shape[1])))
+            W1, r1, s1 = W0 + prec[sel].sum(), r0 + (prec * y)[sel].sum(), s0 + X[sel].T @ prec[sel]
+            c0, c1 = t2 / (1.0 + t2 * W0), t2 / (1.0 + t2 * W1)
+            self._prec += c0 * np.outer(s0, s0) - c1 * np.outer(s1, s1)
+            self._eta += c0 * s0 * r0 - c1 * s1 * r1
+            self._groups[str(key)] = (float(W1), float(r1), s1)
+        self._prec = 0.5 * (self._prec + self._prec.T)
+        self._n += len(X)
+        self._solve()
+
+    def fit(self, X: np.ndarray, y: np.ndarray, groups: Groups = None, noise: Any = None) -> CurveBLR:
+        X, y = _check_xy(X, y, len(self._names) if self._names else None)
+        if len(X) == 0:
+            raise ValueError("fit needs at least one sample")
+        self._reset(X.shape[1])
+        self._accumulate(X, y, groups, noise)
+        return self
+
+    def update(self, X: np.ndarray, y: np.ndarray, groups: Groups = None, noise: Any = None) -> None:
+        X, y = _check_xy(X, y, self.dim)
+        if not self.dim:
+            self._reset(X.shape[1])
+        self._accumulate(X, y, groups, noise)
+
+    def _shift(self, key: str | None) -> tuple[np.ndarray | None, float, float]:
+        """For rows of task ``key``: the row shift ``c S``, the mean offset ``c R`` and the offset variance."""
+        t2 = self.params["offset_std"] ** 2
+        if key is None or key not in self._groups:
+            return None, 0.0, t2
+        W, r, s = self._groups[key]
+        c = t2 / (1.0 + t2 * W)
+        return c * s, c * r, c
+
+    def _predict(self, X: np.ndarray, groups: Groups, with_var: bool) -> MeanVar:
+        X, _ = _check_xy(X, None, self.dim)
+        if not self.dim:  # never fitted nor prepared: the prior of nothing is 0
+            self._reset(X.shape[1])
+        keys = _group_list(groups, len(X))
+        mean = np.empty(len(X))
+        var = np.empty(len(X)) if with_var else None
+        for key in dict.fromkeys(keys):
+            sel = slice(None) if len(set(keys)) == 1 else np.asarray([k == key for k in keys])
+            shift, offset, offset_var = self._shift(key)
+            rows = X[sel] if shift is None else X[sel] - shift
+            mean[sel] = rows @ self._w + offset
+            if var is not None:
+                var[sel] = _rowwise_quadratic(rows, self._cov) + offset_var + self.params["noise_std"] ** 2
+        return MeanVar(mean, var)
+
+    def predict(self, X: np.ndarray, groups: Groups = None) -> MeanVar:
+        return self._predict(X, groups, with_var=True)
+
+    def predict_mean(self, X: np.ndarray, groups: Groups = None) -> np.ndarray:
+        return self._predict(X, groups, with_var=False).mean
+
+    def linear(self, group: str | None = None) -> tuple[np.ndarray, float] | None:
+        if not self.dim:
+            return None
+        shift, offset, _ = self._shift(group)
+        return self._w, float(offset - (0.0 if shift is None else shift @ self._w))
+
+    def contrast_var(self, X: np.ndarray, ref: np.ndarray) -> np.ndarray:
+        X, _ = _check_xy(X, None, self.dim)
+        diff = X - np.asarray(ref, dtype=np.float64)
+        cols = np.flatnonzero(np.any(diff != 0.0, axis=0))  # columns all rows share (the task's) cancel
+        if not len(cols):
+            return np.zeros(len(X))
+        # float32: a variance to a few digits is all the choice needs, and it halves this pass over every candidate
+        d = diff[:, cols].astype(np.float32)
+        return np.maximum(_rowwise_quadratic(d, self._cov[np.ix_(cols, cols)].astype(np.float32)), 0.0).astype(float)
+
+    def to_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"name": self.name, "version": STATE_VERSION, "params": dict(self.params)}
+        state |= {"num_samples": self._n, "names": None if self._names is None else list(self._names)}
+        if self._prior is not None:
+            state |= {"prior_mean": self._prior[0].tolist(), "prior_std": self._prior[1].tolist()}
+        if self.dim:
+            state |= {"precision": self._prec.tolist(), "eta": self._eta.tolist()}
+            state["groups"] = {k: [W, r, s.tolist()] for k, (W, r, s) in self._groups.items()}
+        return state
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> CurveBLR:
+        _check_state(cls, state)
+        self = cls(**state["params"])
+        if state.get("names") is not None:
+            self.prepare(state["names"], np.asarray(state["prior_mean"]), np.asarray(state["prior_std"]))
+        if "precision" in state:
+            self._prec = np.asarray(state["precision"], dtype=np.float64)
+            self._eta = np.asarray(state["eta"], dtype=np.float64)
+            d = len(self._eta)
+            groups = {
+                str(k): (float(W), float(r), np.asarray(s, dtype=np.float64))
+                for k, (W, r, s) in state["groups"].items()
+            }
+            if self._prec.shape != (d, d) or any(s.shape != (d,) for _, _, s in groups.values()):
+                raise ValueError("curve_blr state has inconsistent array shapes")
+            if self._names is not None and len(self._names) != d:
+                raise ValueError("curve_blr state has inconsistent array shapes")
+            self._groups = groups
+            self._solve()
+        self._n = int(state.get("num_samples", 0))
+        self._token = _new_token()
+        return self
+
+
 @register_predictor("mean")
 class MeanPredictor(Predictor):
     """Baseline: the mean and variance of every target seen, whatever the features.
@@ -407,7 +661,7 @@ class MeanPredictor(Predictor):
         prior_var: Variance before two samples were seen.
     """
 
-    def __init__(self, prior_mean: float = 0.5, prior_var: float = 0.0625) -> None:
+    def __init__(self, prior_mean: float = 1.0, prior_var: float = 1.0) -> None:
         self.params = {"prior_mean": float(prior_mean), "prior_var": float(prior_var)}
         self._n, self._mean, self._m2 = 0, 0.0, 0.0
         self._token = _new_token()
@@ -416,13 +670,13 @@ class MeanPredictor(Predictor):
     def num_samples(self) -> int:
         return self._n
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> MeanPredictor:
+    def fit(self, X: np.ndarray, y: np.ndarray, groups: Groups = None, noise: Any = None) -> MeanPredictor:
         _check_xy(X, y)
         self._n, self._mean, self._m2 = 0, 0.0, 0.0
         self.update(X, y)
         return self
 
-    def update(self, X: np.ndarray, y: np.ndarray) -> None:
+    def update(self, X: np.ndarray, y: np.ndarray, groups: Groups = None, noise: Any = None) -> None:
         _, y = _check_xy(X, y)
         for target in y:  # Welford's running mean and sum of squared deviations
             self._n += 1
@@ -431,7 +685,7 @@ class MeanPredictor(Predictor):
             self._m2 += delta * (float(target) - self._mean)
         self._token = _new_token()
 
-    def predict(self, X: np.ndarray) -> MeanVar:
+    def predict(self, X: np.ndarray, groups: Groups = None) -> MeanVar:
         X, _ = _check_xy(X)
         mean = self._mean if self._n else self.params["prior_mean"]
         var = self._m2 / (self._n - 1) if self._n > 1 else self.params["prior_var"]
@@ -467,7 +721,7 @@ class KNNPredictor(Predictor):
         noise_var: Added to the neighbours' variance.
     """
 
-    def __init__(self, k: int = 5, prior_mean: float = 0.5, prior_var: float = 0.0625, noise_var: float = 0.0025):
+    def __init__(self, k: int = 5, prior_mean: float = 1.0, prior_var: float = 1.0, noise_var: float = 0.09):
         if int(k) != k or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         self.params = {"k": int(k), "prior_mean": float(prior_mean), "prior_var": float(prior_var)}
@@ -480,18 +734,18 @@ class KNNPredictor(Predictor):
     def num_samples(self) -> int:
         return len(self._y)
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> KNNPredictor:
+    def fit(self, X: np.ndarray, y: np.ndarray, groups: Groups = None, noise: Any = None) -> KNNPredictor:
         self._X, self._y = _check_xy(X, y)
         self._token = _new_token()
         return self
 
-    def update(self, X: np.ndarray, y: np.ndarray) -> None:
+    def update(self, X: np.ndarray, y: np.ndarray, groups: Groups = None, noise: Any = None) -> None:
         X, y = _check_xy(X, y, self._X.shape[1] if len(self._y) else None)
         self._X = X if not len(self._y) else np.vstack([self._X, X])
         self._y = np.concatenate([self._y, y])
         self._token = _new_token()
 
-    def predict(self, X: np.ndarray) -> MeanVar:
+    def predict(self, X: np.ndarray, groups: Groups = None) -> MeanVar:
         X, _ = _check_xy(X, None, self._X.shape[1] if len(self._y) else None)
         if not len(self._y):
             return MeanVar(np.full(len(X), self.params["prior_mean"]), np.full(len(X), self.params["prior_var"]))

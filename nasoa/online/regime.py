@@ -13,7 +13,7 @@ import json
 import math
 import numbers
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -63,6 +63,26 @@ def _from_mapping(cls: type, data: Mapping[str, Any], required: tuple[str, ...])
     if missing:
         raise ValueError(f"missing {cls.__name__} key(s) {missing}")
     return dict(data)
+
+
+#: The default safe regime: the plain default fine-tune (ResNet-18, SGD lr 0.01, nothing frozen, batch 32).
+DEFAULT_FALLBACK: dict[str, Any] = {"model": "resnet18", "lr": 0.01, "frozen_stages": 0, "batch_size": 32}
+
+
+def _fallback(data: Any) -> dict[str, Any]:
+    """A validated copy of a fallback spec (missing keys take :data:`DEFAULT_FALLBACK`'s)."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"RegimeSpace.fallback must be a mapping, got {data!r}")
+    unknown = sorted(set(data) - set(DEFAULT_FALLBACK))
+    if unknown:
+        raise ValueError(f"unknown RegimeSpace.fallback key(s) {unknown}; expected {sorted(DEFAULT_FALLBACK)}")
+    out = {**DEFAULT_FALLBACK, **data}
+    if not isinstance(out["model"], str) or not out["model"]:
+        raise ValueError(f"RegimeSpace.fallback.model must be a zoo key or name, got {out['model']!r}")
+    out["lr"] = _positive_float("RegimeSpace.fallback", "lr", out["lr"])
+    out["frozen_stages"] = _int("RegimeSpace.fallback", "frozen_stages", out["frozen_stages"], 0)
+    out["batch_size"] = _int("RegimeSpace.fallback", "batch_size", out["batch_size"], 1)
+    return out
 
 
 def num_steps(num_train: int, batch_size: int, epochs: int) -> int:
@@ -144,6 +164,14 @@ class RegimeSpace:
         max_frozen_fraction: Largest fraction of a model's stages that may be frozen (1.0 allows training only
             the head).
         schedule: Schedule of every regime.
+        max_epochs: Most passes over the training images a regime sized to a budget plans.
+        fallback: The safe regime the generator answers when no other is confidently better: ``model`` (a zoo
+            key, name or arch; the first entry that matches), ``lr``, ``frozen_stages``, ``batch_size``; sized to
+            the budget like every other.
+
+    The regime generator sizes every (model, lr, frozen stages, batch size) of the grid to the budget
+    (:func:`sized_to_budget`); ``epochs`` is the grid of fixed-length regimes (:meth:`enumerate`), which baselines
+    and :func:`feasible_regimes` use.
     """
 
     lrs: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1)
@@ -151,6 +179,8 @@ class RegimeSpace:
     epochs: tuple[int, ...] = (1, 2, 3, 5, 8, 12)
     max_frozen_fraction: float = 1.0
     schedule: str = "cosine"
+    max_epochs: int = 100
+    fallback: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_FALLBACK))
 
     def __post_init__(self) -> None:
         for name, convert in (("lrs", None), ("batch_sizes", 1), ("epochs", 1)):
@@ -172,6 +202,8 @@ class RegimeSpace:
         object.__setattr__(self, "max_frozen_fraction", float(fraction))
         if self.schedule not in SCHEDULES:
             raise ValueError(f"RegimeSpace.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        object.__setattr__(self, "max_epochs", _int("RegimeSpace", "max_epochs", self.max_epochs, 1))
+        object.__setattr__(self, "fallback", _fallback(self.fallback))
 
     def frozen_options(self, entry: ZooEntry, device: str | None = None) -> list[int]:
         """Frozen-stage counts allowed for ``entry``; with ``device``, only those profiled on it."""
@@ -204,46 +236,83 @@ class RegimeSpace:
 class CostModel:
     """Constants of the time model beyond the profiled step times.
 
+    A run's time is its training steps at the profiled step time, plus evaluation: BatchNorm re-estimation
+    (``bn_batches`` forward passes), the learning curve (``curve_points`` evaluations of at most ``curve_images``
+    validation images) and the final validation, each batch at the profiled inference time, plus a fixed overhead.
+    ``nasoa.train.finetune`` runs exactly these (its constants are checked against these defaults).
+
     Attributes:
         val_fraction: Validation images, as a fraction of the training images.
-        overhead_s: Fixed seconds per run: model load and BatchNorm re-estimation.
+        overhead_s: Fixed seconds per run: model load and set-up.
+        curve_points: Learning-curve points measured during a run.
+        curve_images: Validation images each curve point is measured on.
+        bn_batches: Training batches of BatchNorm re-estimation.
+        time_scale: Measured over profiled step time on this device now (a busier machine than when the zoo was
+            profiled runs slower): every profiled time is multiplied by it.
+        load_ms_per_image: Milliseconds of loading and augmenting one 32 x 32 training image (scaled by pixels),
+            added to every step: the profiles time the model's step alone. The regime generator learns both from
+            the wall time per step that runs report.
     """
 
     val_fraction: float = 0.2
     overhead_s: float = 1.0
+    curve_points: int = 3
+    curve_images: int = 128
+    bn_batches: int = 5
+    time_scale: float = 1.0
+    load_ms_per_image: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("val_fraction", "overhead_s"):
+        object.__setattr__(self, "time_scale", _positive_float("CostModel", "time_scale", self.time_scale))
+        for name in ("val_fraction", "overhead_s", "load_ms_per_image"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"CostModel.{name} must be finite and non-negative, got {value!r}")
             object.__setattr__(self, name, float(value))
+        for name in ("curve_points", "curve_images", "bn_batches"):
+            object.__setattr__(self, name, _int("CostModel", name, getattr(self, name), 0))
 
     def num_val(self, num_train: int) -> int:
         """Estimated validation images of a task with ``num_train`` training images."""
         return math.ceil(self.val_fraction * num_train)
 
+    def eval_batches(self, num_train: int, batch_size: int) -> int:
+        """Forward passes after (and during) training: BN re-estimation, curve points, final validation."""
+        num_val = self.num_val(num_train)
+        curve = self.curve_points * math.ceil(min(num_val, self.curve_images) / batch_size)
+        return math.ceil(num_val / batch_size) + curve + self.bn_batches
+
     def time_s(self, entry: ZooEntry, regime: Regime, task: TaskMeta, device: str) -> float:
         """See :func:`predict_time_s`."""
         if regime.model != entry.key:
             raise ValueError(f"regime is for {regime.model!r}, not for {entry.key!r}")
-        step_ms = entry.step_ms(device, regime.batch_size, regime.frozen_stages, resolution=task.resolution)
+        step_ms = self.step_ms(entry, regime, task, device)
         train_s = regime.planned_steps(task.num_train) * step_ms / 1000.0
         return train_s + self.eval_s(entry, regime.batch_size, task, device) + self.overhead_s
 
+    def step_ms(self, entry: ZooEntry, regime: Regime, task: TaskMeta, device: str) -> float:
+        """Predicted wall milliseconds of a training step: the profile's times :attr:`time_scale`, plus loading."""
+        profiled = entry.step_ms(device, regime.batch_size, regime.frozen_stages, resolution=task.resolution)
+        return profiled * self.time_scale + self.load_ms_per_image * load_units(regime.batch_size, task.resolution)
+
     def eval_s(self, entry: ZooEntry, batch_size: int, task: TaskMeta, device: str) -> float:
-        """Seconds of evaluating the (estimated) validation images at the end of a run."""
+        """Seconds of the forward passes of :meth:`eval_batches`, at the profiled inference time."""
         inf_ms = entry.inference_ms(device, batch_size, resolution=task.resolution)
-        return math.ceil(self.num_val(task.num_train) / batch_size) * inf_ms / 1000.0
+        return self.eval_batches(task.num_train, batch_size) * (inf_ms * self.time_scale) / 1000.0
 
     def steps_within(self, entry: ZooEntry, regime: Regime, task: TaskMeta, device: str, budget_s: float) -> int:
         """Optimizer steps of ``regime``'s model, frozen stages and batch size predicted to fit ``budget_s`` (0: none).
 
         The inverse of :meth:`time_s`: a regime with this many ``steps`` is predicted to take at most ``budget_s``.
         """
-        step_ms = entry.step_ms(device, regime.batch_size, regime.frozen_stages, resolution=task.resolution)
+        step_ms = self.step_ms(entry, regime, task, device)
         left = budget_s - self.eval_s(entry, regime.batch_size, task, device) - self.overhead_s
         return max(0, math.floor(left * 1000.0 / step_ms + 1e-9)) if step_ms > 0 else 0
+
+
+def load_units(batch_size: int | float, resolution: int) -> float:
+    """A training batch's images in 32 x 32 equivalents (the unit of :attr:`CostModel.load_ms_per_image`)."""
+    return batch_size * (resolution / 32) ** 2
 
 
 def predict_time_s(

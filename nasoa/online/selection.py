@@ -14,10 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from nasoa.online.features import from_target
 from nasoa.online.predictor import create_predictor
 
 #: Candidates tried by default: (registry name, keyword arguments).
 DEFAULT_CANDIDATES: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("curve_blr", {}),
     ("bayes_linear", {}),
     ("knn", {"k": 5}),
     ("knn", {"k": 10}),
@@ -59,39 +61,62 @@ def leave_one_task_out(
     candidates: Sequence[tuple[str, Mapping[str, Any]]] = DEFAULT_CANDIDATES,
     min_runs: int = 3,
 ) -> list[CandidateScore]:
-    """Score every candidate on ``rows`` (featurized by ``generator.row_features``); best (lowest regret) first.
+    """Score every candidate on ``rows`` (featurized by ``generator.row_samples``); best (lowest regret) first.
+
+    Each held-out task is predicted as a new task (no offset of its own): its runs' final top-1 are ranked and
+    compared with what they achieved (regret of the top pick, mean absolute error in top-1).
 
     Raises:
         ValueError: If fewer than two past tasks have ``min_runs`` usable runs.
     """
-    X, y, groups = [], [], []
-    for row in rows:
-        try:
-            x, acc = generator.row_features(row)
-        except (ValueError, KeyError):
-            continue
-        X.append(x)
-        y.append(acc)
-        groups.append(task_key(row))
-    if not X:
+    samples = _samples(generator, rows)
+    if not samples:
         raise ValueError("no usable experience rows to select a predictor from")
-    X, y = np.vstack(X), np.asarray(y)
-    index: dict[tuple, int] = {}
-    labels = np.array([index.setdefault(g, len(index)) for g in groups])
-    held = [t for t in np.unique(labels) if (labels == t).sum() >= min_runs]
+    tasks: dict[str, list[int]] = {}
+    for i, (_, _, _, group, _, _) in enumerate(samples):
+        tasks.setdefault(group, []).append(i)
+    held = [g for g, idx in tasks.items() if len(idx) >= min_runs]
     if len(held) < 2:
         raise ValueError(f"need at least two past tasks with {min_runs}+ runs to compare predictors, got {len(held)}")
     scores = []
     for name, kwargs in candidates:
         regrets, errors = [], []
-        for t in held:
-            test = labels == t
-            predictor = create_predictor(name, **kwargs)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                predictor.fit(X[~test], y[~test])
-            mean = predictor.predict(X[test]).mean
-            regrets.append(float(y[test].max() - y[test][int(np.argmax(mean))]))
-            errors.append(float(np.abs(mean - y[test]).mean()))
+        for group in held:
+            regret, error = _held_out(generator, samples, group, name, kwargs)
+            regrets.append(regret)
+            errors.append(error)
         scores.append(CandidateScore(name, dict(kwargs), float(np.mean(regrets)), float(np.mean(errors)), len(held)))
     return sorted(scores, key=lambda s: (s.mean_regret, s.mean_abs_error))
+
+
+def _samples(generator: Any, rows: Iterable[Mapping[str, Any]]) -> list[tuple]:
+    """Per usable row: its sample rows, targets, noise, task group, final top-1 and classes."""
+    out = []
+    for row in rows:
+        try:
+            X, y, noise, group = generator.row_samples(row)
+        except (ValueError, KeyError, TypeError):
+            continue
+        out.append((X, y, noise, group, float(row["accuracy"]), int(row["num_classes"])))
+    return out
+
+
+def _held_out(generator: Any, samples: list[tuple], group: str, name: str, kwargs: Mapping[str, Any]) -> tuple:
+    """Regret and mean absolute error (top-1) on task ``group`` of a predictor fitted on the other tasks."""
+    train = [s for s in samples if s[3] != group]
+    test = [s for s in samples if s[3] == group]
+    predictor = create_predictor(name, **kwargs)
+    f = generator.featurizer
+    predictor.prepare(f.names, f.prior_mean, f.prior_std)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        predictor.fit(
+            np.vstack([s[0] for s in train]),
+            np.concatenate([s[1] for s in train]),
+            [s[3] for s in train for _ in s[1]],
+            np.concatenate([s[2] for s in train]),
+        )
+    mean = predictor.predict_mean(np.vstack([s[0][:1] for s in test]))  # final points, the task unseen
+    predicted = from_target(mean, np.asarray([s[5] for s in test]))
+    achieved = np.asarray([s[4] for s in test])
+    return float(achieved.max() - achieved[int(np.argmax(predicted))]), float(np.abs(predicted - achieved).mean())

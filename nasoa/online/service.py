@@ -10,6 +10,11 @@ Read-only copies: :meth:`AdaptationService.replica_spec` and :meth:`AdaptationSe
 reader (a Serve replica) needs to build its own generator (:func:`make_generator`) and keep its predictor in step
 with this one (:attr:`AdaptationService.version` changes with every learned feedback); :func:`propose_answer` on
 such a copy answers exactly what :meth:`AdaptationService.propose` would.
+
+A query may bring probe scores (``probes``, with the seconds they took, counted against the budget) or a data
+reference: an ImageFolder root that the service probes itself, only under ``service.data_roots``
+(:func:`allowed_data_root`; anything else is refused with 403). Probing needs torch: the Serve replica probes
+(``nasoa.train.probe``), this module only checks the root.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from nasoa.online.experience import ExperienceStore, experience_row
 from nasoa.online.generator import NoFeasibleRegime, RegimeGenerator, as_task_meta
@@ -43,6 +50,9 @@ class ServiceSettings:
     profile_device: str | None = None  # zoo profiles that cost regimes; default: the first the zoo has
     device_cost: dict = field(default_factory=dict)
     overhead_s: float = 1.0
+    data_roots: list[str] = field(default_factory=list)  # folders whose ImageFolder trees queries may name as data
+    probe_sample: int = 128  # training images of a data reference's probe
+    probe_val_sample: int = 64  # validation images of it
 
 
 @dataclass(frozen=True)
@@ -63,7 +73,10 @@ def _error(status: int, detail: str) -> dict[str, Any]:
 def make_generator(
     config: ServiceConfig, entries: Sequence[ZooEntry], device: str, predictor: Predictor, quiet: bool = False
 ) -> RegimeGenerator:
-    """The service's regime generator over ``entries`` on ``device`` (``quiet``: no warning for left-out entries)."""
+    """The service's regime generator over ``entries`` on ``device`` (``quiet``: no warning for left-out entries).
+
+    The choice's settings (``kappa``, ``max_contrast_std``, ...) are the predictor config's ``generator``.
+    """
     settings = config.service
     with warnings.catch_warnings():
         if quiet:
@@ -75,18 +88,42 @@ def make_generator(
             device=device,
             device_cost=DeviceCost(**settings.device_cost) if settings.device_cost else None,
             cost_model=CostModel(overhead_s=settings.overhead_s),
+            **dict(config.predictor.generator),
         )
 
 
-def propose_answer(generator: RegimeGenerator, task: Mapping[str, Any], budget_s: float, top_k: int = 3) -> dict:
+def propose_answer(
+    generator: RegimeGenerator,
+    task: Mapping[str, Any],
+    budget_s: float,
+    top_k: int = 3,
+    probes: Mapping[str, float] | None = None,
+    probe_s: float = 0.0,
+) -> dict:
     """The best regime for ``task`` within ``budget_s`` as a JSON-able dict, or an error dict (see module doc)."""
     try:
-        answer = generator.propose(as_task_meta(task), budget_s, top_k=top_k)
+        answer = generator.propose(as_task_meta(task), budget_s, top_k=top_k, probes=probes, probe_s=probe_s)
     except NoFeasibleRegime as err:
         return _error(422, str(err)) | {"cheapest_time_s": err.cheapest_time_s}
     except ValueError as err:
         return _error(422, str(err))
     return answer.to_dict()
+
+
+def allowed_data_root(root: str, allowed: Sequence[str]) -> Path:
+    """``root`` resolved, if it lies under one of the ``allowed`` folders (symlinks resolved on both sides).
+
+    Raises:
+        PermissionError: If it does not (the message names what is allowed, or that nothing is).
+    """
+    if not allowed:
+        raise PermissionError("this service reads no data: give probe scores instead (service.data_roots is empty)")
+    path = Path(root).expanduser().resolve()
+    for base in allowed:
+        base_path = Path(base).expanduser().resolve()
+        if path == base_path or base_path in path.parents:
+            return path
+    raise PermissionError(f"data root {root!r} is not under the folders this service may read ({len(allowed)})")
 
 
 class AdaptationService:
@@ -114,20 +151,28 @@ class AdaptationService:
         """Names the predictor's current state: (this object's random id, updates since start)."""
         return (self._instance, self._updates)
 
-    def propose(self, task: Mapping[str, Any], budget_s: float, top_k: int = 3) -> dict[str, Any]:
-        """The best regime for ``task`` within ``budget_s`` (or an error dict)."""
-        return propose_answer(self.generator, task, budget_s, top_k)
+    def propose(
+        self,
+        task: Mapping[str, Any],
+        budget_s: float,
+        top_k: int = 3,
+        probes: Mapping[str, float] | None = None,
+        probe_s: float = 0.0,
+    ) -> dict[str, Any]:
+        """The best regime for ``task`` within ``budget_s`` (``probe_s`` of it spent on ``probes``) or an error."""
+        return propose_answer(self.generator, task, budget_s, top_k, probes, probe_s)
 
     def replica_spec(self) -> dict[str, Any]:
         """What a read-only copy needs besides the predictor: config, zoo entries and device (see make_generator)."""
         return {"config": self.config, "entries": list(self.entries.values()), "device": self.device}
 
     def snapshot(self, known: Any = None) -> dict[str, Any] | None:
-        """None if ``known`` is the current :attr:`version`, else ``{"version", "predictor": its JSON-able state}``."""
+        """None if ``known`` is the current :attr:`version`, else its predictor's JSON-able state and learned speed."""
         version = self.version
         if known is not None and tuple(known) == version:
             return None
-        return {"version": version, "predictor": self.generator.predictor.to_state()}
+        state = self.generator.predictor.to_state()
+        return {"version": version, "predictor": state, "speed": self.generator.speed}
 
     def feedback(
         self,
@@ -137,8 +182,14 @@ class AdaptationService:
         budget_s: float | None = None,
         feedback_id: str | None = None,
         source: str = "feedback",
+        probes: Mapping[str, float] | None = None,
     ) -> dict[str, Any]:
-        """Store a finished run (durably, once per ``feedback_id``) and update the predictor with it."""
+        """Store a finished run (durably, once per ``feedback_id``) and update the predictor with it.
+
+        ``regime`` is the regime run (its planned ``steps`` included); ``result`` what it achieved (``accuracy``,
+        ``time_s``, and when known ``finished``, ``stopped_by``, ``steps``, ``epochs_done``, ``step_ms``, ``curve``);
+        ``probes`` the probe scores the regime was chosen with.
+        """
         try:
             meta = as_task_meta(task)
             reg = Regime.from_dict(regime)
@@ -161,22 +212,37 @@ class AdaptationService:
                 source=source,
                 feedback_id=feedback_id,
                 device=self.device,
+                steps=result.get("steps"),
+                epochs_done=result.get("epochs_done"),
+                step_ms=result.get("step_ms"),
+                curve=result.get("curve") or (),
+                probes=probes,
             )
+            self.generator.row_samples(row)  # what the predictor would learn: refused now, not after storing
         except (ValueError, TypeError) as err:
             return _error(422, str(err))
         stored = self.store.append(row)
         out: dict[str, Any] = {"stored": stored, "duplicate": not stored, "feedback_id": feedback_id}
         if stored:
-            self._updates += 1  # first: even a failed update may have touched the predictor
-            report = self.generator.learn(row)
-            self.feedback_count += 1
-            self.last_update_s = report.update_s
-            out |= {
-                "update_s": report.update_s,
-                "predicted_before": report.predicted_before,
-                "predicted_after": report.predicted_after,
-            }
+            out |= self._learn(row)
         return out | {"experience_size": len(self.store)}
+
+    def _learn(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """Update the predictor with a stored row; a failure is reported, not raised (the row is kept)."""
+        self._updates += 1  # first: even a failed update may have touched the predictor
+        try:
+            report = self.generator.learn(row)
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as err:
+            warnings.warn(f"feedback {row['feedback_id']} stored but not learned: {err}", RuntimeWarning, stacklevel=2)
+            return {"learned": False, "detail": f"stored, not learned: {err}"}
+        self.feedback_count += 1
+        self.last_update_s = report.update_s
+        return {
+            "learned": True,
+            "update_s": report.update_s,
+            "predicted_before": report.predicted_before,
+            "predicted_after": report.predicted_after,
+        }
 
     def health(self) -> dict[str, Any]:
         return {

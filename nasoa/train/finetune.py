@@ -46,6 +46,7 @@ class FinetuneResult:
         device: Where it ran (``cpu:<host>`` or ``cuda:<name>``).
         final_planned_steps: Steps planned at the end (fewer when re-planned to fit the deadline).
         step_ms: Median measured training step (batch fetch excluded).
+        step_wall_ms: Median wall time of a training step, batch fetch included (what a step costs the run).
         curve: ``[steps, validation top-1 on a sample]`` at a few points of the plan, then the final top-1.
         test_accuracy: Test top-1 (only when asked for; measured after the clock stopped).
     """
@@ -63,6 +64,7 @@ class FinetuneResult:
     final_planned_steps: int = 0
     step_ms: float = math.nan
     curve: list = field(default_factory=list)
+    step_wall_ms: float = math.nan
     test_accuracy: float | None = None
 
     def to_dict(self) -> dict:
@@ -96,8 +98,8 @@ def finetune(
     train_loader, val_loader = make_loaders(task, regime.batch_size, seed=seed, num_workers=loader_workers)
     planned = regime.planned_steps(len(train_loader.dataset))
     curve: list[list[float]] = []
-    reserve = _eval_reserve(zoo.get(regime.model), task, regime.batch_size, bn_batches, device_name(device))
-    budget = None if deadline_s is None else max(0.0, deadline_s - (time.perf_counter() - t0) - reserve)
+    reserve = _Reserve(zoo.get(regime.model), regime, task, bn_batches, device_name(device))
+    budget = None if deadline_s is None else max(0.0, deadline_s - (time.perf_counter() - t0))
     hooks = _Hooks(model, val_loader, device, planned, len(train_loader), on_epoch, curve)
     t_train = time.perf_counter()
     result, ev = train_and_evaluate(
@@ -115,6 +117,7 @@ def finetune(
         on_step=hooks,
         fit_deadline=budget is not None,
         on_replan=hooks.replan,
+        reserve=reserve if budget is not None else None,
     )
     t_eval = t_train + result.seconds
     accuracy = ev.top1 if ev is not None else 1.0 / task.num_classes  # a diverged run is as good as chance
@@ -135,6 +138,7 @@ def finetune(
         device=device_name(device),
         final_planned_steps=result.planned_steps,
         step_ms=result.step_ms_median,
+        step_wall_ms=result.step_wall_ms,
         curve=curve,
         test_accuracy=_test_top1(model, task, regime.batch_size, device) if test and ev is not None else None,
     )
@@ -180,15 +184,31 @@ def _test_top1(model, task, batch_size: int, device: str) -> float | None:  # no
     return float(evaluate(model, make_test_loader(task, batch_size), device=device).top1)
 
 
-def _eval_reserve(entry, task, batch_size: int, bn_batches: int, device: str) -> float:  # noqa: ANN001
-    """Predicted seconds for BN re-estimation, validation and the curve points, from the zoo profiles."""
-    try:
-        val_batches = math.ceil(len(task.val) / batch_size)
-        curve_batches = len(CURVE_AT) * math.ceil(min(len(task.val), CURVE_IMAGES) / batch_size)
-        per_batch = entry.inference_ms(device, batch_size, resolution=task.meta.resolution) / 1000
-    except KeyError:
-        return 0.0
-    return 1.5 * (val_batches + bn_batches + curve_batches) * per_batch
+class _Reserve:
+    """Seconds to keep free after training: BN re-estimation, validation and the curve points.
+
+    Predicted from the zoo profiles (with a 1.5x margin), and scaled up by how much slower than profiled the
+    training steps run (the measured wall time per step over the profiled step): on a machine busier than when the
+    zoo was profiled, evaluation is slower too. Without a profile for the device: 1.5x the batches at the measured
+    step time.
+    """
+
+    def __init__(self, entry, regime, task, bn_batches: int, device: str) -> None:  # noqa: ANN001
+        val = len(task.val)
+        curve = len(CURVE_AT) * math.ceil(min(val, CURVE_IMAGES) / regime.batch_size)
+        self.batches = math.ceil(val / regime.batch_size) + bn_batches + curve
+        res = task.meta.resolution
+        try:
+            self.per_batch = entry.inference_ms(device, regime.batch_size, resolution=res) / 1000
+            self.step = entry.step_ms(device, regime.batch_size, regime.frozen_stages, resolution=res) / 1000
+        except KeyError:
+            self.per_batch = self.step = None
+
+    def __call__(self, recent_step_s: float) -> float:
+        if self.per_batch is None:  # no profile: an evaluation batch costs at most a training step
+            return 1.5 * self.batches * recent_step_s
+        slower = max(1.0, recent_step_s / self.step) if self.step > 0 else 1.0
+        return 1.5 * self.batches * self.per_batch * slower
 
 
 __all__ = ["CURVE_AT", "FinetuneResult", "finetune"]

@@ -53,6 +53,8 @@ class TrainResult:
             there are more; NaN if no step ran.
         planned_steps: The steps planned at the end (fewer than at the start when re-planned to the deadline).
         replanned: Whether the plan was shortened to end before the deadline.
+        step_wall_ms: Median wall time of a step, batch fetch included (the first left out as above): what a step
+            costs the run.
     """
 
     steps: int
@@ -65,6 +67,7 @@ class TrainResult:
     step_ms_median: float
     planned_steps: int = 0
     replanned: bool = False
+    step_wall_ms: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,7 @@ def train(
     on_replan: Callable[[int], Any] | None = None,
     optimizer: str = "sgd",
     warmup_steps: int = 0,
+    reserve: Callable[[float], float] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place with SGD over its trainable parameters.
 
@@ -198,6 +202,10 @@ def train(
         on_replan: Called with the new planned steps whenever the plan is shortened.
         optimizer: ``"sgd"`` (momentum, weight decay) or ``"adamw"`` (decoupled weight decay).
         warmup_steps: Steps of linear learning-rate warm-up before the schedule.
+        reserve: Seconds before ``deadline_s`` to keep free for what follows training (evaluation), as a function
+            of the recent wall seconds per step (0.0 before any step), updated whenever the plan is: a machine
+            slower than predicted slows the evaluation too, so the reserve can grow with it. None keeps nothing
+            free.
 
     Returns:
         A :class:`TrainResult`; a deadline or a non-finite loss is reported there, not raised.
@@ -231,8 +239,10 @@ def train(
     loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     model.train()
 
+    reserved = [reserve(0.0) if reserve is not None else 0.0]  # updated with the plan (below), read by the checks
+
     def past_deadline() -> bool:
-        return deadline_s is not None and time.perf_counter() - start >= deadline_s
+        return deadline_s is not None and time.perf_counter() - start >= deadline_s - reserved[0]
 
     steps = 0
     full_epochs = 0
@@ -289,7 +299,8 @@ def train(
             if on_step is not None:
                 on_step(steps, loss_value, step_lr)
             if fit_deadline and deadline_s is not None and steps >= 3:
-                new = _replan(planned, steps, deadline_s - (time.perf_counter() - start), step_wall)
+                reserved[0] = reserve(_recent(step_wall)) if reserve is not None else 0.0
+                new = _replan(planned, steps, deadline_s - reserved[0] - (time.perf_counter() - start), step_wall)
                 if new < planned and on_replan is not None:
                     on_replan(new)
                 planned = new
@@ -313,6 +324,9 @@ def train(
         step_ms_median=statistics.median(timed) if timed else float("nan"),
         planned_steps=planned,
         replanned=planned < first_plan,
+        step_wall_ms=1e3 * statistics.median(step_wall[1:] if len(step_wall) > 1 else step_wall)
+        if step_wall
+        else math.nan,
     )
 
 
@@ -324,10 +338,14 @@ def _optimizer(name: str, params: list, lr: float, momentum: float, weight_decay
     raise ValueError(f"unknown optimizer {name!r} (sgd or adamw)")
 
 
+def _recent(step_wall: list[float]) -> float:
+    """The recent wall seconds per step: the median of the last 8 (the last alone when there is one)."""
+    return statistics.median(step_wall[-8:]) if len(step_wall) > 1 else step_wall[-1]
+
+
 def _replan(planned: int, steps: int, seconds_left: float, step_wall: list[float]) -> int:
     """The plan shortened, if need be, to the steps that fit ``seconds_left`` at the recent wall time per step."""
-    recent = statistics.median(step_wall[-8:]) if len(step_wall) > 1 else step_wall[-1]
-    fits = steps + max(0, math.floor(seconds_left / max(recent, 1e-9)))
+    fits = steps + max(0, math.floor(seconds_left / max(_recent(step_wall), 1e-9)))
     return min(planned, fits)
 
 

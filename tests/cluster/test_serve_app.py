@@ -59,11 +59,14 @@ def test_smallest_query_feedback_and_restart(service):
     answer = client.post("/v1/regime", json={"task": TASK, "budget_s": 60})
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    for key in ["model", "lr", "frozen_stages", "batch_size", "epochs", "predicted_accuracy", "predicted_time_s"]:
+    for key in ["model", "lr", "frozen_stages", "batch_size", "epochs", "steps", "predicted_accuracy",
+                "predicted_std", "predicted_lcb", "predicted_time_s", "fallback", "probe_s"]:  # fmt: skip
         assert key in body
-    assert body["predicted_time_s"] <= 60
+    assert body["predicted_time_s"] <= 60 and body["steps"] >= 1 and body["predicted_std"] > 0
     assert len(body["alternatives"]) == 3
-    feedback = {"task": TASK, "regime": body, "result": {"accuracy": 0.91, "time_s": 20.5}, "feedback_id": "run-1"}
+    result = {"accuracy": 0.91, "time_s": 20.5, "steps": body["steps"], "epochs_done": 2.0, "step_ms": 12.5,
+              "curve": [[5, 0.5], [10, 0.8]], "finished": True, "stopped_by": "done"}  # fmt: skip
+    feedback = {"task": TASK, "regime": body, "result": result, "feedback_id": "run-1"}
     stored = client.post("/v1/feedback", json=feedback)
     assert stored.status_code == 200 and stored.json()["stored"] is True
     assert stored.json()["update_s"] < 1.0
@@ -127,6 +130,33 @@ def test_replica_answers_equal_the_actors_and_follow_its_learning(service):
         assert http == same
 
 
+def test_a_data_reference_under_the_allowed_roots_is_probed(service, tmp_path):
+    """The replica probes an ImageFolder under service.data_roots, counts the seconds, caches the scores."""
+    from dataclasses import replace
+
+    from PIL import Image
+
+    root = tmp_path / "data" / "shapes"
+    for c, colour in enumerate(("red", "blue")):
+        (root / f"c{c}").mkdir(parents=True)
+        for i in range(8):
+            Image.new("RGB", (20 + i, 20 + i), colour).save(root / f"c{c}" / f"{i}.png")
+    start, settings = service
+    client = start(replace(settings, service=replace(settings.service, data_roots=[str(tmp_path / "data")])))
+    query = {"task": {**TASK, "num_classes": 2, "num_train": 13}, "budget_s": 60, "data": {"root": str(root)}}
+    first = client.post("/v1/regime", json=query)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert set(body["probes"]) == {"tiny.digits-32px", "mnv3s.digits-32px"} and body["probe_s"] > 0
+    assert body["predicted_time_s"] + body["probe_s"] <= 60
+    again = client.post("/v1/regime", json=query).json()
+    assert again["probes"] == body["probes"] and again["probe_s"] < body["probe_s"]  # cached by the data's fingerprint
+    outside = client.post("/v1/regime", json=query | {"data": {"root": str(tmp_path)}})
+    assert outside.status_code == 403 and "not under" in outside.json()["detail"]
+    missing = client.post("/v1/regime", json=query | {"data": {"root": str(tmp_path / "data" / "none")}})
+    assert missing.status_code == 422 and "could not be probed" in missing.json()["detail"]
+
+
 # The tests below share one running service (module scope): keep function-scoped services above them.
 @pytest.mark.parametrize(
     ("payload", "status", "words"),
@@ -144,6 +174,12 @@ def test_replica_answers_equal_the_actors_and_follow_its_learning(service):
         ({"task": TASK, "budget_s": "60"}, 422, "budget_s: Input should be a valid number"),
         ({"task": TASK, "budget_s": True}, 422, "budget_s"),
         ({"task": TASK, "budget_s": 60, "top_k": 2.5}, 422, "top_k"),
+        ({"task": TASK, "budget_s": 60, "probes": {"scores": {"tiny.digits-32px": 1.5}}}, 422, "probes.scores"),
+        ({"task": TASK, "budget_s": 60, "probes": {"scores": {}, "seconds": -1}}, 422, "probes.seconds"),
+        ({"task": TASK, "budget_s": 2, "probes": {"scores": {}, "seconds": 5}}, 422, "no regime fits"),
+        ({"task": TASK, "budget_s": 60, "data": {"root": "/etc"}}, 403, "reads no data"),
+        ({"task": TASK, "budget_s": 60, "data": {"root": "/etc"}, "probes": {"scores": {}}}, 422, "not both"),
+        ({"task": TASK, "budget_s": 60, "data": {}}, 422, "data.root"),
     ],
 )
 def test_bad_regime_queries_get_4xx_with_a_message(running, payload, status, words):
@@ -181,3 +217,19 @@ def test_binds_loopback_only_by_default(running):
     with pytest.raises(OSError), socket.create_connection((node_ip, port), timeout=2):
         pass
     assert ServiceConfig(zoo_root="z", state_dir="s").service.host == "127.0.0.1"
+
+
+def test_probe_scores_count_against_the_budget_and_bad_feedback_fields_get_422(running):
+    probes = {"scores": {"tiny.digits-32px": 0.9, "mnv3s.digits-32px": 0.4}, "seconds": 4.0}
+    body = running.post("/v1/regime", json={"task": TASK, "budget_s": 30, "probes": probes}).json()
+    assert body["probe_s"] == 4.0 and body["predicted_time_s"] + 4.0 <= 30 and body["probes"] == probes["scores"]
+    regime = {k: body[k] for k in ("model", "lr", "frozen_stages", "batch_size", "epochs", "steps")}
+    base = {"task": TASK, "regime": regime, "result": {"accuracy": 0.5, "time_s": 3.0}}
+    for bad in ({"result": {"accuracy": 0.5, "time_s": 3.0, "curve": [[1, 0.5, 2]]}},
+                {"result": {"accuracy": 0.5, "time_s": 3.0, "curve": [[1, 1.5]]}},
+                {"result": {"accuracy": 0.5, "time_s": 3.0, "steps": -1}},
+                {"regime": {**regime, "steps": 0}},
+                {"probes": {"tiny.digits-32px": 2.0}}):  # fmt: skip
+        r = running.post("/v1/feedback", json=base | bad)
+        assert r.status_code == 422, (bad, r.text)
+    assert running.post("/v1/feedback", json=base | {"probes": probes["scores"]}).status_code == 200

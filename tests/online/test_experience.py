@@ -137,6 +137,17 @@ def test_nan_budget_and_unfinished_runs_round_trip(tmp_path):
         {"feedback_id": ""},
         {"regime_id": "000000000000"},
         {"surprise": 1},
+        {"steps": -1},
+        {"steps": 2.5},
+        {"planned_steps": 0},
+        {"curve": [[1, 0.5, 3]]},
+        {"curve": [[1, 1.5]]},
+        {"curve": "[[1, 0.5]]"},
+        {"curve": [[1, 0.5]] * 65},
+        {"probes": {"mid.t": 1.2}},
+        {"probes": "not json"},
+        {"probe_s": -1.0},
+        {"step_ms": -3.0},
     ],
 )
 def test_invalid_rows(tmp_path, change):
@@ -153,3 +164,36 @@ def test_duplicate_run_id(tmp_path):
         store.append(r)
         with pytest.raises(ValueError, match="run_id"):
             store.append(r)
+
+
+def test_what_ran_round_trips_through_the_journal_and_parquet(tmp_path):
+    regime = Regime("mid.t", 0.03, 1, 32, 3, steps=40)
+    r = experience_row(
+        TASK, regime, ENTRIES[1], accuracy=0.8, time_s=9.5, budget_s=10.0, finished=True, steps=37,
+        epochs_done=37 / 16, step_ms=21.5, curve=[[9, 0.4], [18, 0.6], [28, 0.7], [37, 0.8]],
+        probes={"mid.t": 0.55, "fast.t": 0.5}, probe_s=1.25,
+    )  # fmt: skip
+    assert r["planned_steps"] == 40 and r["steps"] == 37 and r["regime_id"] == regime.regime_id
+    with ExperienceStore(tmp_path) as store:
+        store.append(r)
+        assert store.rows() == [r]
+        store.compact()
+    (got,) = ExperienceStore(tmp_path, readonly=True).rows()
+    assert got == r and got["probes"] == {"fast.t": 0.5, "mid.t": 0.55}
+    from nasoa.online.experience import row_regime
+
+    assert row_regime(got) == regime
+
+
+def test_an_older_store_without_the_new_columns_reads_with_defaults(tmp_path):
+    old = [row(i) for i in range(3)]
+    names = [n for n in EXPERIENCE_SCHEMA.names if n not in ("planned_steps", "steps", "epochs_done", "step_ms",
+                                                               "curve", "probes", "probe_s")]  # fmt: skip
+    import pyarrow as pa
+
+    table = pa.Table.from_pylist([{k: r[k] for k in names} for r in old], schema=pa.schema(
+        [EXPERIENCE_SCHEMA.field(n) for n in names]))  # fmt: skip
+    write_parquet_atomic(table, tmp_path / PARQUET_FILE)
+    rows = ExperienceStore(tmp_path, readonly=True).rows()
+    assert [r["accuracy"] for r in rows] == [r["accuracy"] for r in old]
+    assert all(r["steps"] is None and r["curve"] == [] and r["probes"] == {} and r["probe_s"] == 0 for r in rows)

@@ -1,116 +1,72 @@
-"""The generator's per-task cache of predictions and rankings: answers equal an uncached computation."""
+"""The generator's per-task cache: its answers equal those of a fresh generator (no cache) through learning."""
 
 import numpy as np
-import pytest
 
-from nasoa.online import BayesianLinearPredictor, KNNPredictor, MeanPredictor, NoFeasibleRegime, predictor_from_state
-from nasoa.online.generator import RegimeAnswer
+from nasoa.online import CurveBLR, KNNPredictor, MeanPredictor, NoFeasibleRegime, predictor_from_state
 
-from .fakes import fitted_generator, random_rows, random_task
+from .fakes import generator, past_rows, sim_task
 
 
-def uncached(generator, task, budget, top_k):
-    """propose() as a straight computation: predict every candidate, lexsort the feasible ones."""
-    times, features = generator.candidates(task)
-    feasible = times <= budget
-    if not feasible.any():
-        return None
-    pred = generator.predictor.predict(features)
-    std = np.sqrt(np.maximum(pred.var, 0.0))
-    score = pred.mean + generator.exploration * std if generator.exploration else pred.mean
-    index = np.flatnonzero(feasible)
-    order = np.lexsort((index, -times[index], -generator._top1[index], -score[index]))
-    options = [generator._option(int(i), times, pred.mean, std[i]) for i in index[order[: 1 + top_k]]]
-    return RegimeAnswer(options[0], tuple(options[1:]), budget, generator.num_candidates, int(feasible.sum()))
+def fresh_answer(g, task, budget, top_k, probes=None):
+    """What a new generator with a copy of ``g``'s predictor (and time scale) answers: nothing cached."""
+    copy = generator(predictor=predictor_from_state(g.predictor.to_state()))
+    copy.speed = g.speed
+    return answer_or_none(copy, task, budget, top_k, probes)
 
 
-def same_answer(got, want) -> bool:
-    """Equal answers; ``predicted_std`` within 1e-12 relative (propose predicts it on the chosen rows alone)."""
-    if isinstance(got, dict) and isinstance(want, dict):
-        if got.keys() != want.keys():
-            return False
-        return all(
-            np.isclose(got[k], want[k], rtol=1e-12, atol=0) if k == "predicted_std" else same_answer(got[k], want[k])
-            for k in got
-        )
-    if isinstance(got, list | tuple) and isinstance(want, list | tuple):
-        return len(got) == len(want) and all(same_answer(a, b) for a, b in zip(got, want))
-    return got == want
-
-
-def answer_or_none(generator, task, budget, top_k):
+def answer_or_none(g, task, budget, top_k, probes=None):
     try:
-        return generator.propose(task, budget, top_k)
+        return g.propose(task, budget, top_k, probes=probes).to_dict()
     except NoFeasibleRegime:
         return None
 
 
-@pytest.mark.parametrize("exploration", [0.0, 0.5])
-def test_cached_answers_equal_uncached_ones_through_learning(train_rows, exploration):
-
-    generator = fitted_generator(train_rows, exploration=exploration)
+def test_cached_answers_equal_fresh_ones_through_learning():
     rng = np.random.default_rng(3)
-    tasks = [random_task(rng) for _ in range(4)]
-    for step, row in enumerate(random_rows(6, seed=9)):
-        for task in tasks:
-            for budget in (2.0, 20.0, 200.0, 1e5):
-                for top_k in (0, 3):
-                    got = answer_or_none(generator, task, budget, top_k)
-                    want = uncached(generator, task, budget, top_k)
-                    assert same_answer(got and got.to_dict(), want and want.to_dict()), (step, task, budget, top_k)
-        before = generator.propose(tasks[0], 1e5).to_dict()
-        generator.learn(row)  # the cache must not hide the update
-        assert same_answer(generator.propose(tasks[0], 1e5).to_dict(), uncached(generator, tasks[0], 1e5, 3).to_dict())
-        assert generator.propose(tasks[0], 1e5).to_dict() != before
+    sims = [sim_task(rng, f"t{i}") for i in range(3)]
+    g = generator()
+    g.fit(past_rows(g, sims[:1]))
+    new_rows = past_rows(g, sims[1:], per_budget=1, seed=5)
+    for step, row in enumerate(new_rows[:5]):
+        for sim in sims:
+            for budget in (1.5, 8.0, 64.0):
+                for top_k, probes in ((0, None), (3, sim.probes())):
+                    got = answer_or_none(g, sim.meta, budget, top_k, probes)
+                    assert got == fresh_answer(g, sim.meta, budget, top_k, probes), (step, sim.meta, budget)
+        before = g.propose(sims[1].meta, 64.0).to_dict()
+        g.learn(row)  # the cache must not hide the update
+        assert g.propose(sims[1].meta, 64.0).to_dict() == fresh_answer(g, sims[1].meta, 64.0, 3)
+        assert g.propose(sims[1].meta, 64.0).to_dict() != before
 
 
-def test_cache_follows_a_replaced_predictor_and_exploration(generator):
-    task = random_task(np.random.default_rng(5))
-    first = generator.propose(task, 1e5).to_dict()
-    original = generator.predictor
-    try:
-        generator.predictor = BayesianLinearPredictor()  # the prior: another answer
-        assert same_answer(generator.propose(task, 1e5).to_dict(), uncached(generator, task, 1e5, 3).to_dict())
-        assert generator.propose(task, 1e5).to_dict() != first
-        generator.predictor = predictor_from_state(original.to_state())  # an exact copy: the first answer again
-        assert generator.propose(task, 1e5).to_dict() == first
-    finally:
-        generator.predictor = original
-    generator.exploration = 2.0
-    try:
-        assert same_answer(generator.propose(task, 1e5).to_dict(), uncached(generator, task, 1e5, 3).to_dict())
-    finally:
-        generator.exploration = 0.0
-    assert generator.propose(task, 1e5).to_dict() == first
+def test_cache_follows_a_replaced_predictor():
+    rng = np.random.default_rng(4)
+    sims = [sim_task(rng, f"t{i}") for i in range(2)]
+    g = generator()
+    g.fit(past_rows(g, sims))
+    task = sims[0].meta
+    first = g.propose(task, 1e3).to_dict()
+    original = g.predictor
+    g.predictor = CurveBLR()  # the prior: another answer
+    assert g.propose(task, 1e3).to_dict() != first
+    g.predictor = predictor_from_state(original.to_state())  # an exact copy: the first answer again
+    assert g.propose(task, 1e3).to_dict() == first
 
 
-@pytest.mark.parametrize("cls", [BayesianLinearPredictor, MeanPredictor, KNNPredictor])
-def test_cache_token_changes_with_every_change(cls, train_rows):
-
-    X, y = zip(*(fitted_generator(train_rows[:5]).row_features(r) for r in train_rows[:20]))
-    X, y = np.vstack(X), np.asarray(y)
-    p = cls()
-    tokens = [p.cache_token]
-    p.fit(X[:10], y[:10])
-    tokens.append(p.cache_token)
-    p.update(X[10:11], y[10:11])
-    tokens.append(p.cache_token)
-    tokens.append(predictor_from_state(p.to_state()).cache_token)
-    assert None not in tokens and len(set(tokens)) == len(tokens)
-    p.predict(X)
-    assert p.cache_token == tokens[2]  # predicting changes nothing
-
-
-def test_untracked_predictor_is_not_cached(train_rows):
+def test_predictors_without_a_linear_form_or_a_cache_token_work_too():
+    rng = np.random.default_rng(5)
+    sims = [sim_task(rng, f"t{i}") for i in range(2)]
+    rows = past_rows(generator(), sims)
 
     class Untracked(MeanPredictor):
         @property
         def cache_token(self):
             return None
 
-    generator = fitted_generator(train_rows[:5])
-    generator.predictor = Untracked()
-    task = random_task(np.random.default_rng(0))
-    generator.propose(task, 1e5)
-    generator.predictor._mean, generator.predictor._n = 0.9, 1  # changed behind its back: still seen
-    assert generator.propose(task, 1e5).predicted_accuracy == 0.9
+    for predictor in (KNNPredictor(k=3), Untracked()):
+        g = generator(predictor=predictor)
+        g.fit(rows)
+        answer = g.propose(sims[0].meta, 30.0)
+        assert answer.predicted_time_s <= 30.0
+    g.predictor._mean, g.predictor._n = 3.0, 1  # changed behind its back: still seen (no cache without a token)
+    assert g.propose(sims[0].meta, 30.0, top_k=0).predicted_accuracy > answer.predicted_accuracy

@@ -7,6 +7,7 @@ import pytest
 from nasoa.online import (
     PREDICTORS,
     BayesianLinearPredictor,
+    CurveBLR,
     MeanPredictor,
     Predictor,
     create_predictor,
@@ -29,7 +30,7 @@ def rmse(p: Predictor, X: np.ndarray, y: np.ndarray) -> float:
 
 
 def test_registry():
-    assert {"bayes_linear", "mean", "knn"} <= set(PREDICTORS)
+    assert {"curve_blr", "bayes_linear", "mean", "knn"} <= set(PREDICTORS)
     assert isinstance(create_predictor("bayes_linear", num_rff=8), BayesianLinearPredictor)
     with pytest.raises(ValueError, match="unknown predictor 'nope'.*bayes_linear"):
         create_predictor("nope")
@@ -52,13 +53,15 @@ def test_contract(name):
     assert p.num_samples == 53
     mean, var = p.predict(X)
     assert mean.shape == var.shape == (60,) and np.isfinite(mean).all() and (var > 0).all()
-    assert ((mean >= 0) & (mean <= 1)).all()
     np.testing.assert_array_equal(p.predict_mean(X), mean)  # the same numbers, without the variance
     state = json.loads(json.dumps(p.to_state()))
     q = predictor_from_state(state)
     assert type(q) is type(p) and q.num_samples == p.num_samples
     np.testing.assert_array_equal(q.predict(X).mean, mean)
     np.testing.assert_array_equal(q.predict(X).var, var)
+    groups = [f"t{i % 3}" for i in range(60)]
+    p.update(X[53:55], y[53:55], groups[53:55], [0.1, 0.2])  # groups and noise are accepted by every predictor
+    assert p.predict(X, groups).mean.shape == (60,) and p.contrast_var(X, X[0]).shape == (60,)
     with pytest.raises(ValueError):
         p.fit(X[:5], y[:4])
     with pytest.raises(ValueError):
@@ -127,3 +130,68 @@ def test_bad_state():
         BayesianLinearPredictor.from_state({**state, "name": "mean"})
     with pytest.raises(ValueError, match="shapes"):
         BayesianLinearPredictor.from_state({**state, "mean": state["mean"][:-1]})
+
+
+def grouped(n: int, d: int = 10, tasks: int = 6, seed: int = 0):
+    """y = x . w + a hidden offset per task + noise (each sample's noise known)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    groups = [f"task{i % tasks}" for i in range(n)]
+    offset = {g: rng.normal(0.0, 1.0) for g in set(groups)}
+    noise = rng.uniform(0.05, 0.3, n)
+    w = rng.normal(0.0, 0.5, d)
+    y = X @ w + np.array([offset[g] for g in groups]) + rng.normal(0.0, 1.0, n) * noise
+    return X, y, groups, noise, w, offset
+
+
+def test_curve_blr_online_updates_equal_the_batch_fit():
+    X, y, groups, noise, _, _ = grouped(120)
+    batch = CurveBLR().fit(X, y, groups, noise)
+    online = CurveBLR()
+    online.update(X[:1], y[:1], groups[:1], noise[:1])
+    for lo in range(1, len(X), 7):  # one or several samples at a time, tasks interleaved
+        online.update(X[lo : lo + 7], y[lo : lo + 7], groups[lo : lo + 7], noise[lo : lo + 7])
+    assert online.num_samples == batch.num_samples == 120
+    for g in ("task0", "task5", None, "never-seen"):
+        np.testing.assert_allclose(online.predict(X, g).mean, batch.predict(X, g).mean, atol=1e-8)
+        np.testing.assert_allclose(online.predict(X, g).var, batch.predict(X, g).var, rtol=1e-8)
+    np.testing.assert_allclose(online.contrast_var(X, X[0]), batch.contrast_var(X, X[0]), rtol=1e-8)
+
+
+def test_curve_blr_learns_what_transfers_and_each_tasks_offset():
+    X, y, groups, noise, w, offset = grouped(600, tasks=30)
+    p = CurveBLR(offset_std=1.0).fit(X, y, groups, noise)
+    assert np.abs(p._w - w).max() < 0.1  # the weights, whatever each task's offset
+    x_new = np.random.default_rng(1).normal(size=(20, X.shape[1]))
+    new = p.predict(x_new)  # a new task: its offset unknown, wider
+    seen = p.predict(x_new, "task3")
+    assert (new.var > seen.var).all()
+    np.testing.assert_allclose(seen.mean - new.mean, offset["task3"], atol=0.25)
+    w_b = p.linear("task3")  # the linear form gives the same means
+    np.testing.assert_allclose(x_new @ w_b[0] + w_b[1], seen.mean, atol=1e-10)
+    # a new task's first feedback moves every prediction of that task by its offset
+    p.update(x_new[:1], x_new[:1] @ w + 2.0, ["fresh"], [0.05])
+    moved = p.predict_mean(x_new[1:], "fresh") - p.predict_mean(x_new[1:])
+    assert np.allclose(moved, moved[0]) and 1.0 < moved[0] < 2.1
+
+
+def test_curve_blr_state_prepare_and_errors():
+    X, y, groups, noise, _, _ = grouped(50)
+    p = CurveBLR()
+    names = [f"c{i}" for i in range(X.shape[1])]
+    p.prepare(names, np.full(len(names), 0.1), np.full(len(names), 0.7))
+    p.fit(X, y, groups, noise)
+    q = predictor_from_state(json.loads(json.dumps(p.to_state())))
+    assert q.names == tuple(names) and q.num_samples == 50
+    np.testing.assert_array_equal(q.predict(X, "task1").mean, p.predict(X, "task1").mean)
+    q.prepare(names, np.zeros(len(names)), np.ones(len(names)))  # the same columns: kept as they are
+    with pytest.raises(ValueError, match="other columns"):
+        q.prepare(names[:-1], np.zeros(len(names) - 1), np.ones(len(names) - 1))
+    with pytest.raises(ValueError, match="noise"):
+        p.update(X[:1], y[:1], None, [0.0])
+    with pytest.raises(ValueError, match="groups"):
+        p.update(X[:2], y[:2], ["a"], None)
+    with pytest.raises(ValueError):
+        CurveBLR(offset_std=0.0)
+    with pytest.raises(ValueError, match="shapes"):
+        CurveBLR.from_state({**p.to_state(), "eta": [0.0]})

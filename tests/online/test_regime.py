@@ -94,6 +94,11 @@ def test_space_enumerate():
         {"max_frozen_fraction": 1.5},
         {"schedule": "nope"},
         {"lrs": "0.1"},
+        {"max_epochs": 0},
+        {"fallback": {"model": ""}},
+        {"fallback": {"lr": -1}},
+        {"fallback": {"optimizer": "adam"}},
+        {"fallback": "resnet18"},
     ],  # fmt: skip
 )
 def test_space_validation(kwargs):
@@ -106,16 +111,19 @@ def test_predict_time_arithmetic():
     task = TaskMeta(num_classes=10, num_train=500, resolution=32, channels=3)
     r = Regime("one.t", 0.01, 0, 32, 2)
     assert num_steps(500, 32, 2) == r.planned_steps(500) == 32
-    # 32 steps x 10 ms + ceil(100 val images / 32) = 4 batches x 4 ms + 1 s overhead
-    assert predict_time_s(entry, r, task, DEVICE) == pytest.approx(0.32 + 0.016 + 1.0, rel=1e-12)
+    # 32 steps x 10 ms + forward batches of 4 ms: ceil(100 val images / 32) = 4, three curve points of 4 batches,
+    # 5 BN batches (21 in all) + 1 s overhead
+    assert CostModel().eval_batches(500, 32) == 4 + 3 * 4 + 5
+    assert predict_time_s(entry, r, task, DEVICE) == pytest.approx(0.32 + 21 * 0.004 + 1.0, rel=1e-12)
     # Twice the resolution: 4x the pixels, every step and batch 4x dearer.
     task64 = TaskMeta(num_classes=10, num_train=500, resolution=64, channels=3)
-    assert predict_time_s(entry, r, task64, DEVICE) == pytest.approx(1.28 + 0.064 + 1.0, rel=1e-12)
-    # Batch 64 from the batch-32 profile: 20 ms a step, 8 steps an epoch; 2 val batches of 8 ms.
+    assert predict_time_s(entry, r, task64, DEVICE) == pytest.approx(1.28 + 21 * 0.016 + 1.0, rel=1e-12)
+    # Batch 64 from the batch-32 profile: 20 ms a step, 8 steps an epoch; 2 val batches of 8 ms (and the rest).
     r64 = Regime("one.t", 0.01, 0, 64, 3)
-    cost = CostModel(val_fraction=0.0, overhead_s=0.5)
+    cost = CostModel(val_fraction=0.0, overhead_s=0.5, bn_batches=0)
     assert predict_time_s(entry, r64, task, DEVICE, cost) == pytest.approx(24 * 0.020 + 0.5, rel=1e-12)
-    assert predict_time_s(entry, r64, task, DEVICE) == pytest.approx(24 * 0.020 + 2 * 0.008 + 1.0, rel=1e-12)
+    batches = 2 + 3 * 2 + 5
+    assert predict_time_s(entry, r64, task, DEVICE) == pytest.approx(24 * 0.020 + batches * 0.008 + 1.0, rel=1e-12)
     with pytest.raises(KeyError, match="frozen"):
         predict_time_s(entry, Regime("one.t", 0.01, 1, 32, 1), task, DEVICE)
     with pytest.raises(ValueError, match="not for"):
@@ -160,3 +168,17 @@ def test_a_regime_sized_to_a_budget_fills_it_and_no_more():
     assert sized_to_budget(entry, base, task, 1.0, DEVICE, cost) is None  # not one step fits after the overhead
     capped = sized_to_budget(entry, base, task, 1e6, DEVICE, cost, max_epochs=3)
     assert capped.steps == 3 * 16 and capped.epochs == 3
+
+
+def test_the_fallback_spec_fills_in_defaults():
+    space = RegimeSpace(fallback={"model": "mid", "lr": 0.03})
+    assert space.fallback == {"model": "mid", "lr": 0.03, "frozen_stages": 0, "batch_size": 32}
+    assert RegimeSpace().fallback["model"] == "resnet18" and RegimeSpace.from_dict(space.to_dict()) == space
+
+
+def test_the_cost_model_counts_what_finetune_runs():
+    """The cost model's evaluation constants are those of nasoa.train.finetune (its learning curve)."""
+    import nasoa.train.finetune as ft
+
+    cost = CostModel()
+    assert cost.curve_points == len(ft.CURVE_AT) and cost.curve_images == ft.CURVE_IMAGES

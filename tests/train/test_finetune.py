@@ -61,3 +61,25 @@ def test_on_epoch_reports_every_epoch_and_the_final_top1(zoo, task):
     assert [e for e, _ in seen] == [1, 2, 3]
     assert all(0.0 <= a <= 1.0 for _, a in seen)
     assert seen[-1][1] == r.accuracy  # the last report is the run's own evaluation
+
+
+def test_a_machine_slower_than_profiled_still_ends_within_the_deadline(tmp_path):
+    """Profiles 50x too fast: the plan is re-planned, and the evaluation reserve grows with the measured slowdown."""
+    from dataclasses import replace as copy
+
+    from nasoa.train.device import device_name
+
+    root = make_tiny_zoo(tmp_path / "zoo", models=(("tiny", "etnas", "011-_16_1-2-2-2"),))
+    zoo = Zoo(root)
+    entry = zoo.get("tiny.digits-32px")
+    here = device_name("cpu")
+    fast = [
+        copy(p, device=here, train_step_ms=p.train_step_ms / 50, inference_ms=p.inference_ms / 50)
+        for p in entry.profiles
+    ]
+    zoo.update([entry.with_profiles(fast)])
+    task = make_task("digits:classes=0-4,num_train=200", resolution=32)  # 5 classes: a bigger validation split
+    deadline = 2.0
+    r = finetune(Zoo(root), Regime("tiny.digits-32px", 0.05, 0, 8, 1000), task, deadline_s=deadline)
+    assert r.finished and r.steps < r.planned_steps
+    assert r.time_s <= 1.05 * deadline + 0.1, r
