@@ -154,13 +154,14 @@ class NasoaOneShot:
     ) -> None:
         self.generator, self.probes = generator, probes
         self.name = name or ("nasoa" if probes is not None else "nasoa_noprobe")
+        self.last_probes: dict[str, float] = {}  # the scores of the last choice (stored with its experience row)
 
     def choose(self, cell: Cell, evaluate: Evaluate) -> Choice:
         scores, probe_s = self.probes(cell) if self.probes is not None else (None, 0.0)
         t0 = time.perf_counter()
         try:
-            extra = {} if scores is None else {"probes": scores}
-            answer = self.generator.propose(cell.meta, cell.budget_s - probe_s, top_k=0, **extra)
+            extra = {} if scores is None else {"probes": scores, "probe_s": probe_s}
+            answer = self.generator.propose(cell.meta, cell.budget_s, top_k=0, **extra)
         except (NoFeasibleRegime, ValueError) as err:
             return Choice(self.name, None, 0, time.perf_counter() - t0 + probe_s, note=str(err), probe_s=probe_s)
         propose_s = time.perf_counter() - t0
@@ -168,6 +169,7 @@ class NasoaOneShot:
         spent = probe_s + propose_s + result.time_s
         predicted = {"accuracy": answer.predicted_accuracy, "std": answer.predicted_std}
         predicted |= {"time_s": answer.predicted_time_s, "fallback": bool(getattr(answer, "fallback", False))}
+        self.last_probes = scores or {}
         return Choice(self.name, answer.regime, 1, spent, ((spent, answer.regime),), "", predicted, probe_s)
 
     def learn(self, rows: Sequence[Mapping]) -> None:
@@ -236,10 +238,14 @@ def _key_of(cell: Cell, model: str) -> str | None:
 
 @dataclass(frozen=True)
 class MethodContext:
-    """What a method factory may need: the benchmark's config, the generator, probes, where to write."""
+    """What a method factory may need: the benchmark's config, generators, probes, where to write.
+
+    ``generator(use_probes)`` builds a fresh generator (the service's, fitted on the initial experience); each
+    nasoa method gets its own, so that one method's feedback never reaches another.
+    """
 
     cfg: Mapping[str, Any]
-    generator: RegimeGenerator
+    generator: Callable[[bool], RegimeGenerator]
     zoo_root: str
     out: Path
     runtime: Any = None  # a nasoa.cluster.runtime.RuntimeSettings: where fine-tunes run
@@ -261,8 +267,8 @@ def grid_of(spec: Mapping[str, Any]) -> Grid:
 
 
 METHODS.register("oracle", lambda name, ctx: ExhaustiveOracle(grid_of(ctx.cfg["oracle_grid"])))
-METHODS.register("nasoa", lambda name, ctx: NasoaOneShot(ctx.generator, ctx.probes, "nasoa"))
-METHODS.register("nasoa_noprobe", lambda name, ctx: NasoaOneShot(ctx.generator, None, "nasoa_noprobe"))
+METHODS.register("nasoa", lambda name, ctx: NasoaOneShot(ctx.generator(True), ctx.probes, "nasoa"))
+METHODS.register("nasoa_noprobe", lambda name, ctx: NasoaOneShot(ctx.generator(False), None, "nasoa_noprobe"))
 METHODS.register("random", lambda name, ctx: RandomRegime(grid_of(ctx.cfg["random_grid"]), int(ctx.cfg["seed"])))
 METHODS.register("default", lambda name, ctx: FixedRecipe(name, ctx.cfg["default"]["model"], *_recipe(ctx)))
 METHODS.register("series", lambda name, ctx: SeriesUpperBound(name, ctx.cfg["series"][name], *_recipe(ctx)))

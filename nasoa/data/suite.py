@@ -104,7 +104,7 @@ def load_suite(source: str | Path | Mapping[str, Any] = DEFAULT_SUITE, check: bo
 
     Args:
         source: Path of a YAML file, or a mapping with ``past`` and ``stream`` lists (also accepted under a
-            top-level ``tasks`` key).
+            top-level ``tasks`` key); a ``stream_budgets`` list (the main job's stream setting) may sit beside them.
         check: Run :func:`check_suite`.
 
     Returns:
@@ -117,9 +117,9 @@ def load_suite(source: str | Path | Mapping[str, Any] = DEFAULT_SUITE, check: bo
         raise ValueError(f"a suite is a mapping with 'past' and 'stream' lists, got {type(source).__name__}")
     if "tasks" in source and "past" not in source:
         source = source["tasks"]
-    unknown = sorted(set(map(str, source)) - {"past", "stream"})
+    unknown = sorted(set(map(str, source)) - {"past", "stream", "stream_budgets"})
     if unknown:
-        raise ValueError(f"a suite has keys 'past' and 'stream' only, got also {unknown}")
+        raise ValueError(f"a suite has keys 'past', 'stream' and 'stream_budgets' only, got also {unknown}")
     parts = []
     for part in ("past", "stream"):
         items = source.get(part) or []

@@ -18,13 +18,15 @@ from pathlib import Path
 
 import ray
 
+from nasoa.bench.methods import Cell, Grid
 from nasoa.cluster.runtime import RuntimeSettings
 from nasoa.jobs.benchmark.bohb import BOHBSearch
 from nasoa.jobs.benchmark.runs import FinetuneRuns
 from nasoa.jobs.collect import run_collect_job
 from nasoa.jobs.finetune import cached_task
 from nasoa.jobs.search import run_search_job
-from nasoa.online.regime import Regime
+from nasoa.online.regime import CostModel, Regime
+from nasoa.zoo.manifest import read_manifest
 
 from ..helpers import QUICK, compose_config, make_tiny_zoo
 
@@ -70,11 +72,16 @@ def main(out: str, work: str) -> None:
     runtime = RuntimeSettings(gpus_per_worker=1.0)
     spec, regime = "digits:classes=0-2,num_train=60", Regime("tiny.digits-32px", 0.03, 0, 16, 1)
     with watched(report, "benchmark_runs") as entry:
-        results = FinetuneRuns(work_dir / "runs.jsonl", zoo, runtime).evaluate(spec, 5.0, [regime])
+        results = FinetuneRuns(work_dir / "runs.jsonl", zoo, runtime).evaluate("probe", spec, 5.0, 0, [regime])
         entry["devices"] = sorted({r.device for r in results})
     with watched(report, "bohb") as entry:
-        cell = _cell(spec, regime)
-        choice = BOHBSearch(zoo, work_dir / "bohb", num_samples=2, concurrency=2, runtime=runtime).choose(cell, None)
+        cell = _cell(zoo, spec)
+        grid = Grid(lrs=(0.01, 0.03), batch_sizes=(16,))
+        cells = {"tasks": 1, "multiples": [1.0], "seeds": [0]}
+        bohb = BOHBSearch(zoo, work_dir / "bohb", grid, cells, 1.0, 2, 2, runtime=runtime)
+        bohb.task_order = [cell.task]
+        bohb.reference[(cell.task, cell.seed, cell.multiple)] = 2 * cell.budget_s  # two budgets of compute
+        choice = bohb.choose(cell, None)
         entry["fine_tunes"] = choice.fine_tunes
     report["search"]["workers"] = summary["workers"]
     ray.shutdown()
@@ -94,11 +101,10 @@ def _collect_rows(summary: dict) -> list[dict]:
     return ExperienceStore(Path(summary["experience_path"]), readonly=True).rows()
 
 
-def _cell(spec: str, regime: Regime):
-    from nasoa.bench.methods import Cell  # lazy: only the BOHB cell needs it
-
-    other = Regime(regime.model, 0.01, 0, 16, 2)
-    return Cell(spec, cached_task(spec).meta, 5.0, (regime, other))
+def _cell(zoo: str, spec: str) -> Cell:
+    """A benchmark cell of 5 s on ``spec`` over the tiny zoo (its profiles are on ``cpu:test``)."""
+    entries = tuple(read_manifest(zoo))
+    return Cell("probe", spec, cached_task(spec).meta, 5.0, 1.0, 0, entries, "cpu:test", CostModel())
 
 
 if __name__ == "__main__":

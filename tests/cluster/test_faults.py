@@ -11,6 +11,7 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -18,6 +19,7 @@ import ray
 
 from nasoa.cluster.pool import KeyedSink
 from nasoa.cluster.work_queue import WorkQueue
+from nasoa.search.archive import ARCHIVE_FILE, JOURNAL_FILE
 
 from ..helpers import QUICK, ROOT
 
@@ -111,10 +113,16 @@ def _busiest(pids: list[int], window_s: float = 1.0) -> int | None:
     return pid if pid is not None and used[pid] >= 0.3 * window_s * os.sysconf("SC_CLK_TCK") else None
 
 
+def _archived(run_dir: Path) -> bool:
+    """Whether the search archived a result yet (a journaled line, or a compacted archive)."""
+    journal = run_dir / JOURNAL_FILE
+    return (run_dir / ARCHIVE_FILE).exists() or (journal.exists() and journal.stat().st_size > 0)
+
+
 def test_search_survives_a_train_worker_killed_mid_candidate(tmp_path):
     temp_dir = tempfile.mkdtemp(prefix="nasoa-fault-", dir="/tmp")  # Ray's socket paths must stay under 107 bytes
     run_dir = tmp_path / "run"
-    overrides = [*QUICK, "proxy.max_steps=60", f"runtime.temp_dir={temp_dir}"]
+    overrides = [*QUICK, "proxy.max_steps=200", f"runtime.temp_dir={temp_dir}"]  # seconds per candidate
     cmd = [sys.executable, str(ROOT / "launch" / "search.py"), f"hydra.run.dir={run_dir}", *overrides]
     log = tmp_path / "out.log"
     with open(log, "w") as out:
@@ -124,7 +132,7 @@ def test_search_survives_a_train_worker_killed_mid_candidate(tmp_path):
         deadline = time.time() + 150
         while killed is None and time.time() < deadline and proc.poll() is None:
             time.sleep(0.5)
-            if not (run_dir / "archive.parquet").exists():
+            if not _archived(run_dir):
                 continue  # wait until the workers are past start-up and warm-up, inside the pull loop
             pid = _busiest(_train_workers(temp_dir))
             if pid is not None:

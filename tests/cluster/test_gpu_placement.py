@@ -45,4 +45,4 @@ def test_every_training_job_asks_ray_for_a_gpu_per_worker_on_a_node_with_fake_gp
     assert report["benchmark_runs"]["min_gpus_available"] == 1.0  # one ray.remote run asking for one GPU
     for job in ("search", "collect", "benchmark_runs"):  # Ray assigned a GPU torch cannot see: the CPU
         assert report[job]["devices"] and all(d.startswith("cpu:") for d in report[job]["devices"]), job
-    assert report["bohb"]["fine_tunes"] == 2
+    assert report["bohb"]["fine_tunes"] >= 2  # trials until two budgets of compute are spent, two at once

@@ -64,7 +64,7 @@ def test_broken_rules_are_reported(suite_, message):
 def test_bad_entries():
     with pytest.raises(ValueError, match=r"missing or empty \['subdomain'\]"):
         load_suite({"past": [{"name": "a", "spec": "digits", "domain": "d"}], "stream": []})
-    with pytest.raises(ValueError, match="keys 'past' and 'stream' only"):
+    with pytest.raises(ValueError, match="'stream_budgets' only, got also"):
         load_suite({"past": [], "stream": [], "future": []})
 
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import time
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from nasoa.cluster.runtime import RuntimeSettings
 from nasoa.cluster.session import ray_session
 from nasoa.common.io import write_json_atomic
 from nasoa.jobs.benchmark import bohb  # noqa: F401 - registers the "bohb" method
-from nasoa.jobs.benchmark.runs import FinetuneRuns
+from nasoa.jobs.benchmark.runs import FinetuneRuns, ProbeRuns
 from nasoa.jobs.collect import pick_profile_device
 from nasoa.jobs.finetune import cached_task
 from nasoa.online.experience import ExperienceStore, experience_row
@@ -120,12 +121,18 @@ def _setup(cfg: Mapping[str, Any], zoo_root: str, state_dir: str | None) -> _Set
     return _Setup(zoo, device, rows, stream, config)
 
 
-def fresh_generator(setup: _Setup) -> Any:
-    """The service's generator over the zoo, fitted on the initial experience (a new one per seed)."""
-    predictor = setup.config.predictor.create()
+def fresh_generator(setup: _Setup, use_probes: bool = True) -> Any:
+    """The service's generator over the zoo, fitted on the initial experience (a new one per seed and method).
+
+    ``use_probes=False`` is the ablation: the same generator reading no probe scores (of queries or stored rows).
+    """
+    config = setup.config
+    if not use_probes:
+        predictor = replace(config.predictor, generator={**config.predictor.generator, "use_probes": False})
+        config = replace(config, predictor=predictor)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # entries not profiled on the device are left out, as by the service
-        generator = make_generator(setup.config, setup.zoo.entries(), setup.device, predictor, quiet=True)
+        generator = make_generator(config, setup.zoo.entries(), setup.device, config.predictor.create(), quiet=True)
     if setup.rows:
         generator.fit(setup.rows)
     return generator
@@ -140,7 +147,8 @@ def run_regime_quality(
     setup = _setup(cfg, zoo_root, state_dir)
     with ray_session(runtime):
         runs = FinetuneRuns(out / "runs.jsonl", zoo_root, runtime, float(cfg["cpus_per_run"]))
-        rows = [row for seed in cfg["seeds"] for row in _one_seed(cfg, setup, runs, int(seed), out, runtime)]
+        probes = ProbeRuns(out / "probes.jsonl", runs, int(cfg["probe_sample"]), int(cfg["probe_val_sample"]))
+        rows = [row for seed in cfg["seeds"] for row in _one_seed(cfg, setup, runs, probes, int(seed), out, runtime)]
         rows += _fixed_best(cfg, setup, runs, rows)
     report = {
         "benchmark": "regime_quality",
@@ -163,11 +171,18 @@ def run_regime_quality(
 
 
 def _one_seed(
-    cfg: Mapping[str, Any], setup: _Setup, runs: FinetuneRuns, seed: int, out: Path, runtime: RuntimeSettings
+    cfg: Mapping[str, Any],
+    setup: _Setup,
+    runs: FinetuneRuns,
+    probes: ProbeRuns,
+    seed: int,
+    out: Path,
+    runtime: RuntimeSettings,
 ) -> list[dict]:
     """The whole stream in this seed's order, from the initial experience; nasoa learns as it goes."""
-    generator = fresh_generator(setup)
-    methods = create_methods(MethodContext(cfg, generator, str(setup.zoo.root), out, runtime))
+    probe = lambda cell: probes(cell.task, cell.spec, cell.seed)  # noqa: E731
+    context = MethodContext(cfg, lambda use: fresh_generator(setup, use), str(setup.zoo.root), out, runtime, probe)
+    methods = create_methods(context)
     order = list(setup.stream)
     random.Random(f"stream-order:{seed}").shuffle(order)
     rows = []
@@ -216,7 +231,7 @@ def _one_task(cfg, setup, methods, runs, task: StreamTask, seed: int, at: tuple[
                 for other in methods:
                     getattr(other, "reference", {})[(cell.task, cell.seed, cell.multiple)] = choice.compute_s
             if isinstance(method, NasoaOneShot) and result is not None:
-                learned.append((method, _learned_row(setup, cell, choice, result)))
+                learned.append((method, _learned_row(setup, cell, choice, result, method.last_probes)))
     for method, row in learned:
         method.learn([row])
     return rows
@@ -253,7 +268,8 @@ def result_row(task: StreamTask, cell: Cell, choice: Choice, result: Any, at: tu
     }
 
 
-def _learned_row(setup: _Setup, cell: Cell, choice: Choice, result: Any) -> dict:
+def _learned_row(setup: _Setup, cell: Cell, choice: Choice, result: Any, probes: Mapping[str, float]) -> dict:
+    """The experience row the service would store from this run's feedback (what ran, its curve, the probes)."""
     return experience_row(
         cell.meta,
         choice.regime,
@@ -266,6 +282,12 @@ def _learned_row(setup: _Setup, cell: Cell, choice: Choice, result: Any) -> dict
         source="stream",
         feedback_id=f"bench-{cell.seed}-{cell.task}-{cell.multiple:g}-{choice.method}",
         device=setup.device,
+        steps=result.steps,
+        epochs_done=result.epochs_done,
+        step_ms=result.step_wall_ms if math.isfinite(result.step_wall_ms) else None,  # a step's wall time
+        curve=result.curve,
+        probes=probes,
+        probe_s=choice.probe_s,
     )
 
 

@@ -23,7 +23,7 @@ import ray
 from nasoa.cluster.device import assigned_device
 from nasoa.cluster.runtime import RuntimeSettings
 from nasoa.common.io import JsonlJournal, read_jsonl
-from nasoa.jobs.finetune import FinetuneJob, FinetuneSettings, run_finetune
+from nasoa.jobs.finetune import FinetuneJob, FinetuneSettings, ProbeJob, run_finetune
 from nasoa.online.regime import Regime
 from nasoa.train.finetune import FinetuneResult
 
@@ -42,6 +42,55 @@ def finetune_once(job: FinetuneJob, settings: FinetuneSettings) -> dict[str, Any
     if outcome.error:
         raise RuntimeError(outcome.error)
     return outcome.result
+
+
+def probe_once(job: ProbeJob, settings: FinetuneSettings) -> dict[str, Any]:
+    """Probe the zoo on one task (in a Ray worker); the ``ProbeResult`` as a dict."""
+    outcome = run_finetune(job, replace(settings, device=assigned_device(settings.device)))
+    if outcome.error:
+        raise RuntimeError(outcome.error)
+    return outcome.result
+
+
+class ProbeRuns:
+    """Task probes for the benchmark, one per (task, seed), journaled with the seconds they took when first run.
+
+    A probe reused from the journal is charged its recorded seconds, so a resumed benchmark spends the budget as
+    the first run did. Runs in a Ray worker with the fine-tunes' resources.
+
+    Args:
+        path: The journal (``probes.jsonl``).
+        runs: The benchmark's fine-tuning runs (their settings and resources are used).
+        sample: Training images per probe.
+        val_sample: Validation images per probe.
+    """
+
+    def __init__(self, path: str | os.PathLike, runs: FinetuneRuns, sample: int = 128, val_sample: int = 64) -> None:
+        self.path, self.runs, self.sample, self.val_sample = Path(path), runs, int(sample), int(val_sample)
+        self.known: dict[str, tuple[dict[str, float], float]] = {}
+        for row in read_jsonl(self.path):
+            try:
+                self.known[row["key"]] = ({str(k): float(v) for k, v in row["scores"].items()}, float(row["seconds"]))
+            except (KeyError, TypeError, ValueError, AttributeError):
+                continue
+
+    def __call__(self, task: str, spec: Any, seed: int) -> tuple[dict[str, float], float]:
+        """Probe scores by zoo key and the probe's seconds (an empty dict when the probe failed)."""
+        text = json.dumps([task, spec, int(seed), self.sample, self.val_sample], sort_keys=True, default=str)
+        key = hashlib.sha1(text.encode()).hexdigest()[:16]
+        if key not in self.known:
+            cpus, gpus = self.runs.resources["CPU"], self.runs.resources.get("GPU", 0)
+            job = ProbeJob(key, spec, self.sample, self.val_sample, int(seed))
+            remote = ray.remote(probe_once).options(num_cpus=cpus, num_gpus=gpus)
+            try:
+                got = ray.get(remote.remote(job, self.runs.settings))
+            except Exception as err:  # noqa: BLE001 - nasoa then chooses from meta-features alone, as the service does
+                log.warning("probing %s failed: %s", task, err)
+                return {}, 0.0
+            self.known[key] = (dict(got["scores"]), float(got["seconds"]))
+            with JsonlJournal(self.path) as journal:
+                journal.append([{"key": key, "task": task, "seed": int(seed)} | got])
+        return self.known[key]
 
 
 class FinetuneRuns:
