@@ -91,7 +91,12 @@ class Choice:
 
 
 class RegimeMethod(Protocol):
-    """A way of choosing a regime."""
+    """A way of choosing a regime.
+
+    A method whose fine-tunes do not depend on each other's results may also have ``plan(cell) -> list[Regime]``:
+    the regimes its ``choose`` will ask ``evaluate`` for, so that the benchmark fine-tunes those of every method of
+    a cell in parallel before the methods choose (their ``evaluate`` then reads the results back).
+    """
 
     name: str
 
@@ -156,15 +161,25 @@ class NasoaOneShot:
         self.name = name or ("nasoa" if probes is not None else "nasoa_noprobe")
         self.last_probes: dict[str, float] = {}  # the scores of the last choice (stored with its experience row)
 
-    def choose(self, cell: Cell, evaluate: Evaluate) -> Choice:
+    def _propose(self, cell: Cell) -> tuple[Any, dict | None, float, float]:
+        """The generator's answer (or the error), the probe scores, their seconds, and the proposal's seconds."""
         scores, probe_s = self.probes(cell) if self.probes is not None else (None, 0.0)
+        extra = {} if scores is None else {"probes": scores, "probe_s": probe_s}
         t0 = time.perf_counter()
         try:
-            extra = {} if scores is None else {"probes": scores, "probe_s": probe_s}
             answer = self.generator.propose(cell.meta, cell.budget_s, top_k=0, **extra)
         except (NoFeasibleRegime, ValueError) as err:
-            return Choice(self.name, None, 0, time.perf_counter() - t0 + probe_s, note=str(err), probe_s=probe_s)
-        propose_s = time.perf_counter() - t0
+            answer = err
+        return answer, scores, probe_s, time.perf_counter() - t0
+
+    def plan(self, cell: Cell) -> list[Regime]:
+        answer = self._propose(cell)[0]
+        return [] if isinstance(answer, Exception) else [answer.regime]
+
+    def choose(self, cell: Cell, evaluate: Evaluate) -> Choice:
+        answer, scores, probe_s, propose_s = self._propose(cell)
+        if isinstance(answer, Exception):
+            return Choice(self.name, None, 0, propose_s + probe_s, note=str(answer), probe_s=probe_s)
         result = evaluate([answer.regime])[0]
         spent = probe_s + propose_s + result.time_s
         predicted = {"accuracy": answer.predicted_accuracy, "std": answer.predicted_std}
@@ -184,11 +199,17 @@ class FixedRecipe:
     def __init__(self, name: str, model: str, lr: float, batch_size: int, schedule: str = "constant") -> None:
         self.name, self.regime = name, (model, lr, batch_size, schedule)
 
-    def choose(self, cell: Cell, evaluate: Evaluate) -> Choice:
+    def _regime(self, cell: Cell) -> tuple[Regime | None, str | None]:
         model, lr, batch, schedule = self.regime
         key = _key_of(cell, model)
-        regime = cell.sized(Regime(key, lr, 0, batch, 1, schedule)) if key else None
-        return best_of(self.name, cell, [regime], evaluate, "" if key else f"{model} is not in the zoo")
+        return (cell.sized(Regime(key, lr, 0, batch, 1, schedule)) if key else None), key
+
+    def plan(self, cell: Cell) -> list[Regime]:
+        return [r for r in self._regime(cell)[:1] if r is not None]
+
+    def choose(self, cell: Cell, evaluate: Evaluate) -> Choice:
+        regime, key = self._regime(cell)
+        return best_of(self.name, cell, [regime], evaluate, "" if key else f"{self.regime[0]} is not in the zoo")
 
 
 class SeriesUpperBound:
@@ -199,10 +220,16 @@ class SeriesUpperBound:
             raise ValueError(f"series {name!r} has no models")
         self.name, self.models, self.recipe = name, tuple(models), (lr, batch_size, schedule)
 
-    def choose(self, cell: Cell, evaluate: Evaluate) -> Choice:
+    def _regimes(self, cell: Cell) -> list[Regime | None]:
         lr, batch, schedule = self.recipe
         keys = [k for k in (_key_of(cell, m) for m in self.models) if k]
-        return best_of(self.name, cell, [cell.sized(Regime(k, lr, 0, batch, 1, schedule)) for k in keys], evaluate)
+        return [cell.sized(Regime(k, lr, 0, batch, 1, schedule)) for k in keys]
+
+    def plan(self, cell: Cell) -> list[Regime]:
+        return [r for r in self._regimes(cell) if r is not None]
+
+    def choose(self, cell: Cell, evaluate: Evaluate) -> Choice:
+        return best_of(self.name, cell, self._regimes(cell), evaluate)
 
 
 class RandomRegime:
@@ -213,10 +240,16 @@ class RandomRegime:
     def __init__(self, grid: Grid, seed: int = 0) -> None:
         self.grid, self.seed = grid, seed
 
-    def choose(self, cell: Cell, evaluate: Evaluate) -> Choice:
+    def _draw(self, cell: Cell) -> list[Regime]:
         fits = [s for s in (cell.sized(r) for r in self.grid.regimes(cell)) if s is not None]
         rng = random.Random(f"{self.seed}:{cell.seed}:{cell.task}:{cell.budget_s}")
-        return best_of(self.name, cell, [rng.choice(fits)] if fits else [], evaluate)
+        return [rng.choice(fits)] if fits else []
+
+    def plan(self, cell: Cell) -> list[Regime]:
+        return self._draw(cell)
+
+    def choose(self, cell: Cell, evaluate: Evaluate) -> Choice:
+        return best_of(self.name, cell, self._draw(cell), evaluate)
 
 
 class ExhaustiveOracle:
@@ -226,6 +259,9 @@ class ExhaustiveOracle:
 
     def __init__(self, grid: Grid) -> None:
         self.grid = grid
+
+    def plan(self, cell: Cell) -> list[Regime]:
+        return [s for s in (cell.sized(r) for r in self.grid.regimes(cell)) if s is not None]
 
     def choose(self, cell: Cell, evaluate: Evaluate) -> Choice:
         return best_of(self.name, cell, [cell.sized(r) for r in self.grid.regimes(cell)], evaluate)

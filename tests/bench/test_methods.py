@@ -118,6 +118,25 @@ def test_nasoa_proposes_one_regime_within_the_budget_and_learns(entries):
     assert gen.predictor.num_samples == before + 1
 
 
+def test_a_methods_plan_is_exactly_what_its_choice_fine_tunes(entries):
+    gen = RegimeGenerator(list(entries), create_predictor("bayes_linear"), device="cpu:test")
+    grid = Grid(lrs=(0.01, 0.03), frozen_fractions=(0.0, 1.0))
+    methods = [
+        NasoaOneShot(gen),
+        NasoaOneShot(gen, lambda c: ({e.key: 0.5 for e in entries}, 0.25), "nasoa"),
+        FixedRecipe("default", "mnv3s", 0.03, 16),
+        SeriesUpperBound("s", ["tiny", "mnv3s"], 0.03, 16, "cosine"),
+        RandomRegime(grid, 3),
+        ExhaustiveOracle(grid),
+    ]
+    c = cell(entries, 30.0)
+    for method in methods:
+        ev = Counting()
+        choice = method.choose(c, ev)
+        assert method.plan(c) == ev.calls and choice.regime in ev.calls, method.name
+    assert methods[1].choose(c, Counting()).probe_s == 0.25
+
+
 def test_the_guard_refuses_a_stream_task_the_experience_holds():
     stream = stream_tasks([{"name": "cards-suit", "spec": "cards:target=suit", "domain": "cards"}, "digits"])
     assert [t.name for t in stream] == ["cards-suit", "digits"] and isinstance(stream[0], StreamTask)

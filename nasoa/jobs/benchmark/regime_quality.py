@@ -218,6 +218,9 @@ def _one_task(cfg, setup, methods, runs, task: StreamTask, seed: int, at: tuple[
             cell.budget_s,
             cell.multiple,
         )
+        planned = [r for m in methods if hasattr(m, "plan") for r in m.plan(cell)]
+        if planned:  # the methods' independent fine-tunes of this cell, in parallel; each choice then reads them
+            runs.evaluate(cell.task, cell.spec, cell.budget_s, cell.seed, planned)
         for method in methods:
             choice = method.choose(
                 cell, lambda regimes, c=cell: runs.evaluate(c.task, c.spec, c.budget_s, c.seed, regimes)
