@@ -15,7 +15,13 @@ from nasoa.bench.methods import (
     best_of,
 )
 from nasoa.data.meta import TaskMeta
-from nasoa.jobs.benchmark.regime_quality import StreamTask, check_stream_is_new, stream_tasks, summarize
+from nasoa.jobs.benchmark.regime_quality import (
+    StreamTask,
+    check_stream_is_new,
+    initial_experience,
+    stream_tasks,
+    summarize,
+)
 from nasoa.online.generator import RegimeGenerator
 from nasoa.online.predictor import create_predictor
 from nasoa.online.regime import CostModel, Regime
@@ -146,6 +152,12 @@ def test_the_guard_refuses_a_stream_task_the_experience_holds():
         check_stream_is_new(stream, [{"task_name": '{"name": "cards-suit", "spec": "cards:target=suit"}'}])
     with pytest.raises(ValueError, match="digits"):
         check_stream_is_new(stream, [{"task_name": "digits"}])
+    feedback = {"task_name": "cards-suit", "source": "feedback"}  # a main job's stream played this task
+    assert initial_experience(stream, [feedback, {"task_name": "x", "source": "feedback"}]) == [
+        {"task_name": "x", "source": "feedback"}
+    ]
+    with pytest.raises(ValueError, match="cards-suit"):  # a collected past task is the suite's mistake
+        check_stream_is_new(stream, initial_experience(stream, [{"task_name": "cards-suit", "source": "collect"}]))
 
 
 def rows_of(accuracy):

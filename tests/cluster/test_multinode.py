@@ -236,6 +236,7 @@ def check_search(run_dir: Path, text: str, killed: list[int], data: Path, port: 
     assert summary["duplicate_results"] == 0 and summary["archive_size"] == len(records)
     assert {r["level"] for r in records} == {"block", "macro"}
     assert summary["joined_cluster"] and summary["ray_address"].endswith(f":{port}")
+    assert "Started a local Ray instance" not in text  # runtime.address joins the cluster, never starts its own
     assert summary["runtime"]["name"] == "aws" and summary["runtime"]["gpus_per_worker"] == 1
     assert summary["proxy"]["source"] == f"folder:root={data}/imagenet100"
     assert all(r["device"].startswith("cpu:") for r in records if r["status"] == "ok")  # fake GPUs: CPU fallback

@@ -2,12 +2,9 @@
 
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 import pyarrow.parquet as pq
@@ -104,65 +101,6 @@ def _settled_archive(run_dir, quiet_s=8.0, limit_s=90.0):
             seen, last_change = now, time.time()
         time.sleep(0.5)
     return seen
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_cluster_address_joins_an_existing_cluster(tmp_path):
-    port = _free_port()
-    temp_dir = tempfile.mkdtemp(prefix="nasoa-ray-", dir="/tmp")  # Ray's socket paths must stay under 107 bytes
-    ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
-    head = subprocess.Popen(
-        [
-            ray_bin,
-            "start",
-            "--head",
-            "--block",
-            f"--port={port}",
-            "--num-cpus=2",
-            "--include-dashboard=false",
-            f"--temp-dir={temp_dir}",
-        ],
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        time.sleep(8)
-        assert head.poll() is None, head.stdout.read()
-        run_dir = tmp_path / "run"
-        overrides = [  # the local runtime, told to join this cluster instead of starting its own
-            f"runtime.address=127.0.0.1:{port}",
-            f"runtime.storage_path={tmp_path / 'st'}",
-            "search.block.generations=1",
-            "search.macro.generations=1",
-        ]
-        proc = launch(run_dir, *overrides)
-        out, _ = proc.communicate(timeout=400)
-        assert proc.returncode == 0, out
-        summary = json.loads((run_dir / "summary.json").read_text())
-        assert summary["joined_cluster"] is True
-        assert summary["ray_address"].endswith(f":{port}")
-        assert "Started a local Ray instance" not in out
-    finally:
-        _stop_cluster(head, temp_dir)
-        shutil.rmtree(temp_dir, ignore_errors=True)
-
-
-def _stop_cluster(head, temp_dir):
-    """Stop only this test's cluster: the `ray start` process and every process naming its temp dir."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        if head.poll() is None:
-            head.send_signal(sig)
-        subprocess.run(["pkill", f"-{sig.name[3:]}", "-f", str(temp_dir)], check=False)
-        time.sleep(3)
-    head.wait(timeout=30)
 
 
 def test_multirun_gives_one_run_directory_per_seed(tmp_path):
