@@ -75,11 +75,6 @@ def row_task_name(row: Mapping[str, Any]) -> str:
     return name
 
 
-def _is_stream_row(stream: list[StreamTask], row: Mapping[str, Any]) -> bool:
-    names = {t.name for t in stream} | {json.dumps(t.spec, sort_keys=True) for t in stream}
-    return row_task_name(row) in names or str(row.get("task_name")) in names
-
-
 def initial_experience(stream: list[StreamTask], rows: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The experience the benchmark starts from: without the service's feedback on stream tasks.
 
@@ -87,7 +82,9 @@ def initial_experience(stream: list[StreamTask], rows: list[Mapping[str, Any]]) 
     those rows are left out (and logged), so that every method meets the stream as new. A *collected* row of a
     stream task is a suite mistake that :func:`check_stream_is_new` refuses.
     """
-    out = [r for r in rows if not (r.get("source") in ("feedback", "stream") and _is_stream_row(stream, r))]
+    names = {t.name for t in stream} | {json.dumps(t.spec, sort_keys=True) for t in stream}
+    played = lambda r: row_task_name(r) in names or str(r.get("task_name")) in names  # noqa: E731
+    out = [r for r in rows if not (r.get("source") in ("feedback", "stream") and played(r))]
     if len(out) < len(rows):
         log.info("left out %d feedback rows of stream tasks (an earlier play of this stream)", len(rows) - len(out))
     return out

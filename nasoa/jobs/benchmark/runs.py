@@ -36,16 +36,8 @@ def run_key(task: str, regime: Regime, budget_s: float, seed: int) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-def finetune_once(job: FinetuneJob, settings: FinetuneSettings) -> dict[str, Any]:
-    """Fine-tune one regime on one task under the budget (in a Ray worker); the result as a dict."""
-    outcome = run_finetune(job, replace(settings, device=assigned_device(settings.device)))
-    if outcome.error:
-        raise RuntimeError(outcome.error)
-    return outcome.result
-
-
-def probe_once(job: ProbeJob, settings: FinetuneSettings) -> dict[str, Any]:
-    """Probe the zoo on one task (in a Ray worker); the ``ProbeResult`` as a dict."""
+def finetune_once(job: FinetuneJob | ProbeJob, settings: FinetuneSettings) -> dict[str, Any]:
+    """Fine-tune one regime on one task under the budget, or probe the zoo on it (in a Ray worker); the result."""
     outcome = run_finetune(job, replace(settings, device=assigned_device(settings.device)))
     if outcome.error:
         raise RuntimeError(outcome.error)
@@ -81,7 +73,7 @@ class ProbeRuns:
         if key not in self.known:
             cpus, gpus = self.runs.resources["CPU"], self.runs.resources.get("GPU", 0)
             job = ProbeJob(key, spec, self.sample, self.val_sample, int(seed))
-            remote = ray.remote(probe_once).options(num_cpus=cpus, num_gpus=gpus)
+            remote = ray.remote(finetune_once).options(num_cpus=cpus, num_gpus=gpus)
             try:
                 got = ray.get(remote.remote(job, self.runs.settings))
             except Exception as err:  # noqa: BLE001 - nasoa then chooses from meta-features alone, as the service does
