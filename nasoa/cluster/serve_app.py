@@ -101,8 +101,10 @@ class Replica:
                     await self._refresh()
         return self.generator
 
-    async def probe(self, root: str, task: dict[str, Any]) -> tuple[dict[str, float], float]:
+    async def probe(self, root: str, task: dict[str, Any], budget_s: float) -> tuple[dict[str, float], float]:
         """Probe scores of the zoo on the ImageFolder at ``root`` (allowed roots only) and the seconds they took.
+
+        The probe spends at most ``service.probe_fraction`` of ``budget_s``: models it has no time for are left out.
 
         Raises:
             PermissionError: If ``root`` is not under ``service.data_roots``.
@@ -116,6 +118,7 @@ class Replica:
         if self.zoo is None:
             self.zoo = Zoo(self.config.zoo_root)
         kw = {"sample": settings.probe_sample, "val_sample": settings.probe_val_sample}
+        kw["max_s"] = settings.probe_fraction * budget_s
         kw["cache_dir"] = str(Path(self.config.state_dir) / "probes")
         try:
             result = await asyncio.to_thread(probe_folder, self.zoo, path, task["resolution"], task["channels"], **kw)
@@ -358,7 +361,7 @@ def build_app(config: ServiceConfig) -> serve.Application:
                 if query.probes is not None:
                     return JSONResponse({"detail": "give probes or data, not both"}, status_code=422)
                 try:
-                    probes, probe_s = await self.replica.probe(query.data.root, task)
+                    probes, probe_s = await self.replica.probe(query.data.root, task, query.budget_s)
                 except PermissionError as err:
                     return JSONResponse({"detail": str(err)}, status_code=403)
                 except ValueError as err:

@@ -87,7 +87,10 @@ class FinetuneJob:
 
 @dataclass(frozen=True)
 class ProbeJob:
-    """Probe every zoo model (or ``models``) on a task (``nasoa.train.probe.probe_zoo``); ``cache_dir``: its cache."""
+    """Probe every zoo model (or ``models``) on a task (``nasoa.train.probe.probe_zoo``).
+
+    ``cache_dir``: the score cache (None: none); ``max_s``: the seconds allowed (None: no limit).
+    """
 
     key: str
     task: Any
@@ -97,6 +100,7 @@ class ProbeJob:
     method: str = "ncm"
     cache_dir: str | None = None
     models: tuple[str, ...] | None = None
+    max_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,7 @@ def run_finetune(
 def _probe(job: ProbeJob, zoo: Zoo, task: Any, device: str) -> dict[str, Any]:
     """The probe's result as a dict (``scores``, ``seconds``, ``fingerprint``, ...)."""
     kw = {"sample": job.sample, "val_sample": job.val_sample, "seed": job.seed, "method": job.method}
+    kw["max_s"] = job.max_s
     result = probe_zoo(zoo, task, device=device, models=job.models, cache_dir=job.cache_dir, **kw)
     return result.to_dict()
 

@@ -37,6 +37,11 @@ class StreamSettings:
     probes: bool = False
     probe_sample: int = 128
     probe_val_sample: int = 64
+    probe_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.probe_fraction < 1:
+            raise ValueError(f"stream.probe_fraction must be in [0, 1), got {self.probe_fraction!r}")
 
 
 def run_stream_job(cfg: Mapping[str, Any], run_dir: str | Path) -> dict[str, Any]:
@@ -109,7 +114,7 @@ def _one_task(client: ServiceClient, pool: TrainPool, spec: Any, budget: float, 
     """Probe (if asked), ask, fine-tune, report one task; a refused query or a failed run is a row with ``error``."""
     meta = task_meta(spec)
     where = f"[task {at[0] + 1}/{at[1]}] {task_name(spec)[:40]}"
-    probes, probe_s = _probes(pool, spec, s) if s.probes else ({}, 0.0)
+    probes, probe_s = _probes(pool, spec, s, budget) if s.probes else ({}, 0.0)
     try:
         regime = client.regime(meta, budget, probes or None, probe_s)
     except ValueError as err:
@@ -152,9 +157,12 @@ def _log_task(where: str, regime: dict, result: dict, probe_s: float, budget: fl
     )
 
 
-def _probes(pool: TrainPool, spec: Any, s: StreamSettings) -> tuple[dict[str, float], float]:
-    """The zoo's probe scores on the task, computed in the pool's worker (the client's side), and their seconds."""
-    job = ProbeJob(uuid.uuid4().hex, spec, s.probe_sample, s.probe_val_sample, s.seed)
+def _probes(pool: TrainPool, spec: Any, s: StreamSettings, budget: float) -> tuple[dict[str, float], float]:
+    """The zoo's probe scores on the task and their seconds (the client's side, in the pool's worker).
+
+    The probe may spend ``probe_fraction`` of the budget; models it had no time for are left out.
+    """
+    job = ProbeJob(uuid.uuid4().hex, spec, s.probe_sample, s.probe_val_sample, s.seed, max_s=s.probe_fraction * budget)
     outcome = pool.run([job], [job.key])[job.key]
     if outcome.error:
         log.warning("probing %s failed (asking without probes): %s", task_name(spec), outcome.error)

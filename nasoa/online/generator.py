@@ -572,7 +572,7 @@ class RegimeGenerator:
         if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 0:
             raise ValueError(f"top_k must be a non-negative integer, got {top_k!r}")
         c = self._task(task, probes)
-        steps, times = self._sized(c, budget - probe_s)
+        steps, times = self._sized(c, max(budget - probe_s, 0.0))  # probes past the budget: nothing fits
         feasible = steps >= 1
         if not feasible.any():
             step_ms, eval_s = self._costs(c)

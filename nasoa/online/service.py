@@ -53,6 +53,7 @@ class ServiceSettings:
     data_roots: list[str] = field(default_factory=list)  # folders whose ImageFolder trees queries may name as data
     probe_sample: int = 128  # training images of a data reference's probe
     probe_val_sample: int = 64  # validation images of it
+    probe_fraction: float = 0.2  # share of the query's budget a data reference's probe may spend
 
 
 @dataclass(frozen=True)

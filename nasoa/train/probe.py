@@ -3,10 +3,11 @@
 For every zoo model: penultimate features (the stages, then the head's pooling) of ``sample`` training images
 and ``val_sample`` validation images, with the pretrained weights and BatchNorm statistics as they are; the probe's
 score is the validation top-1 of a nearest-class-mean classifier on L2-normalized features (``ncm``) or of a
-5-nearest-neighbour vote (``knn``). The regime predictor reads these scores as the task's features: how hard the
-task is, and which model's features fit it. Scores are cached on disk (plain JSON) by a fingerprint of the sampled
-images, the model's weights and the method; the seconds a call spent (loading, forward passes) are returned, so
-the caller can count them against a budget.
+5-nearest-neighbour vote (``knn``). The regime predictor reads these scores as the task's features: how hard
+the task is, and which model's features fit it. Scores are cached on disk (plain JSON) by a fingerprint of the
+sampled images, the model's weights and the method; the seconds a call spent (loading, forward passes) are
+returned, so the caller can count them against a budget. A probe may be given an allowance (``max_s``, a share of
+the task's budget): models are probed in order until the next one is expected to overrun it; the rest are left out.
 
 The command line that computes the scores a client sends to the service as ``probes`` is
 ``python -m nasoa.jobs.probe`` (it opens the zoo, which this room does not import).
@@ -50,6 +51,7 @@ class ProbeResult:
         method: The probe classifier.
         sample: Training and validation images used.
         errors: Why a model could not be probed, by zoo key (left out of ``scores``).
+        skipped: Zoo keys left out because the allowance ``max_s`` would have been overrun.
     """
 
     scores: dict[str, float]
@@ -59,6 +61,7 @@ class ProbeResult:
     method: str = "ncm"
     sample: tuple[int, int] = (0, 0)
     errors: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -151,6 +154,7 @@ def probe_zoo(
     method: str = "ncm",
     cache_dir: str | Path | None = None,
     batch_size: int = 64,
+    max_s: float | None = None,
 ) -> ProbeResult:
     """Probe scores of every zoo model (or ``models``, keys) on ``task`` (a ``nasoa.data.Task``).
 
@@ -165,29 +169,41 @@ def probe_zoo(
         method: ``ncm`` (nearest class mean) or ``knn``.
         cache_dir: Folder of the score cache (None: no cache).
         batch_size: Images per forward pass.
+        max_s: Seconds allowed (None: no limit): after the first model probed, another is probed only while the
+            seconds spent plus the slowest model so far stay within it; 0 probes nothing.
     """
     if method not in METHODS:
         raise ValueError(f"unknown probe method {method!r}; known: {', '.join(METHODS)}")
+    if max_s is not None and not 0 <= max_s < math.inf:
+        raise ValueError(f"max_s must be a finite non-negative number of seconds, got {max_s!r}")
     start = time.perf_counter()
+    keys = list(models or zoo.keys())
+    if max_s == 0:
+        return ProbeResult({}, time.perf_counter() - start, "", method=method, skipped=keys)
     data = sample_images(task, sample, val_sample, seed)
     fp = fingerprint(data)
     cache = ProbeCache(cache_dir) if cache_dir else None
     known = cache.get(fp) if cache else {}
-    scores, cached, fresh, errors = {}, [], {}, {}
-    for key in models or zoo.keys():
+    scores, cached, fresh, errors, skipped, slowest = {}, [], {}, {}, [], 0.0
+    for key in keys:
         name = f"{key}:{zoo.get(key).sha256[:16]}:{method}"
         if name in known:
             scores[key] = known[name]
             cached.append(key)
             continue
+        began = time.perf_counter()
+        if max_s is not None and slowest > 0 and began - start + slowest > max_s:
+            skipped.append(key)
+            continue
         try:
             scores[key] = fresh[name] = _score(zoo, key, data, method, device, batch_size)
         except Exception as err:  # noqa: BLE001 - one model's failure (e.g. a corrupt weights file) is reported
             errors[key] = f"{type(err).__name__}: {err}"
+        slowest = max(slowest, time.perf_counter() - began)
     if cache and fresh:
         cache.put(fp, fresh)
     sizes = (len(data[0]), len(data[2]))
-    return ProbeResult(scores, time.perf_counter() - start, fp, cached, method, sizes, errors)
+    return ProbeResult(scores, time.perf_counter() - start, fp, cached, method, sizes, errors, skipped)
 
 
 def _score(zoo: Any, key: str, data: tuple, method: str, device: str, batch_size: int) -> float:

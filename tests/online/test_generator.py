@@ -138,6 +138,8 @@ def test_no_feasible_regime():
     assert g.propose(TASK, min(one)).regime.steps == 1
     with pytest.raises(NoFeasibleRegime):
         g.propose(TASK, min(one) + 0.5, probe_s=1.0)  # the probes' seconds are taken off the budget
+    with pytest.raises(NoFeasibleRegime):
+        g.propose(TASK, 10.0, probe_s=12.0)  # probes that overran the whole budget leave nothing to run
 
 
 @pytest.mark.parametrize("budget", [0, 0.0, -1.0, math.nan, math.inf, -math.inf, "10", None, True])

@@ -34,6 +34,18 @@ def test_every_model_gets_a_score_and_the_cache_answers_the_second_time(zoo, tas
     assert other.fingerprint != first.fingerprint and other.cached == []  # another sample: another fingerprint
 
 
+def test_an_allowance_probes_models_in_order_until_the_next_would_overrun_it(zoo, task):
+    keys = list(zoo.keys())
+    full = probe_zoo(zoo, task, sample=40, val_sample=20)
+    one = probe_zoo(zoo, task, sample=40, val_sample=20, max_s=1e-6)  # the first model runs: nothing to go by yet
+    assert set(one.scores) == {keys[0]} and one.skipped == keys[1:] and one.scores[keys[0]] == full.scores[keys[0]]
+    assert probe_zoo(zoo, task, sample=40, val_sample=20, max_s=3600.0).scores == full.scores
+    none = probe_zoo(zoo, task, sample=40, val_sample=20, max_s=0.0)
+    assert none.scores == {} and none.skipped == keys and none.seconds < full.seconds
+    with pytest.raises(ValueError, match="max_s"):
+        probe_zoo(zoo, task, max_s=-1.0)
+
+
 def test_a_model_that_cannot_be_probed_is_reported_not_fatal(tmp_path, task):
     root = make_tiny_zoo(tmp_path / "zoo")
     (root / "weights" / "mnv3s.digits-32px.pt").write_bytes(b"tampered")

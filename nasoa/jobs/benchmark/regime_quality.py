@@ -163,7 +163,8 @@ def run_regime_quality(
     setup = _setup(cfg, zoo_root, state_dir)
     with ray_session(runtime):
         runs = FinetuneRuns(out / "runs.jsonl", zoo_root, runtime, float(cfg["cpus_per_run"]))
-        probes = ProbeRuns(out / "probes.jsonl", runs, int(cfg["probe_sample"]), int(cfg["probe_val_sample"]))
+        sizes = int(cfg["probe_sample"]), int(cfg["probe_val_sample"])
+        probes = ProbeRuns(out / "probes.jsonl", runs, *sizes, fraction=float(cfg["probe_fraction"]))
         rows = [row for seed in cfg["seeds"] for row in _one_seed(cfg, setup, runs, probes, int(seed), out, runtime)]
         rows += _fixed_best(cfg, setup, runs, rows)
     report = {
@@ -196,7 +197,7 @@ def _one_seed(
     runtime: RuntimeSettings,
 ) -> list[dict]:
     """The whole stream in this seed's order, from the initial experience; nasoa learns as it goes."""
-    probe = lambda cell: probes(cell.task, cell.spec, cell.seed)  # noqa: E731
+    probe = lambda cell: probes(cell.task, cell.spec, cell.seed, cell.budget_s)  # noqa: E731
     context = MethodContext(cfg, lambda use: fresh_generator(setup, use), str(setup.zoo.root), out, runtime, probe)
     methods = create_methods(context)
     order = list(setup.stream)

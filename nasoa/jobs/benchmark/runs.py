@@ -45,7 +45,7 @@ def finetune_once(job: FinetuneJob | ProbeJob, settings: FinetuneSettings) -> di
 
 
 class ProbeRuns:
-    """Task probes for the benchmark, one per (task, seed), journaled with the seconds they took when first run.
+    """Task probes for the benchmark, one per (task, seed, budget), journaled with the seconds they took when first run.
 
     A probe reused from the journal is charged its recorded seconds, so a resumed benchmark spends the budget as
     the first run did. Runs in a Ray worker with the fine-tunes' resources.
@@ -55,10 +55,19 @@ class ProbeRuns:
         runs: The benchmark's fine-tuning runs (their settings and resources are used).
         sample: Training images per probe.
         val_sample: Validation images per probe.
+        fraction: Share of the budget a probe may spend, as the service's clients probe (None: no limit).
     """
 
-    def __init__(self, path: str | os.PathLike, runs: FinetuneRuns, sample: int = 128, val_sample: int = 64) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        runs: FinetuneRuns,
+        sample: int = 128,
+        val_sample: int = 64,
+        fraction: float | None = None,
+    ) -> None:
         self.path, self.runs, self.sample, self.val_sample = Path(path), runs, int(sample), int(val_sample)
+        self.fraction = None if fraction is None else float(fraction)
         self.known: dict[str, tuple[dict[str, float], float]] = {}
         for row in read_jsonl(self.path):
             try:
@@ -66,13 +75,16 @@ class ProbeRuns:
             except (KeyError, TypeError, ValueError, AttributeError):
                 continue
 
-    def __call__(self, task: str, spec: Any, seed: int) -> tuple[dict[str, float], float]:
+    def __call__(
+        self, task: str, spec: Any, seed: int, budget_s: float | None = None
+    ) -> tuple[dict[str, float], float]:
         """Probe scores by zoo key and the probe's seconds (an empty dict when the probe failed)."""
-        text = json.dumps([task, spec, int(seed), self.sample, self.val_sample], sort_keys=True, default=str)
-        key = hashlib.sha1(text.encode()).hexdigest()[:16]
+        max_s = None if self.fraction is None or budget_s is None else round(self.fraction * float(budget_s), 3)
+        what = [task, spec, int(seed), self.sample, self.val_sample] + ([] if max_s is None else [max_s])
+        key = hashlib.sha1(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
         if key not in self.known:
             cpus, gpus = self.runs.resources["CPU"], self.runs.resources.get("GPU", 0)
-            job = ProbeJob(key, spec, self.sample, self.val_sample, int(seed))
+            job = ProbeJob(key, spec, self.sample, self.val_sample, int(seed), max_s=max_s)
             remote = ray.remote(finetune_once).options(num_cpus=cpus, num_gpus=gpus)
             try:
                 got = ray.get(remote.remote(job, self.runs.settings))

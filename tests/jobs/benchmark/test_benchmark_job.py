@@ -76,7 +76,10 @@ def test_quick_benchmark_runs_every_benchmark_and_writes_the_report(tmp_path):
         by = {r["method"]: r for r in rq["rows"] if (r["task"], r["multiple"], r["seed"]) == c}
         assert set(by) == set(methods)
         for m in expected:
-            assert by[m]["test_accuracy"] is not None and by[m]["val_accuracy"] is not None, (m, by[m])
+            if by[m]["test_accuracy"] is None:  # a fixed family may have no model fast enough for the 1x budget
+                assert m.endswith("_series") and c[1] == 1 and by[m]["note"] == "no regime fits the budget", by[m]
+                continue
+            assert by[m]["val_accuracy"] is not None, (m, by[m])
         assert by["nasoa"]["fine_tunes"] == 1 and by["oracle"]["fine_tunes"] >= 1
     bohb = [r for r in rq["rows"] if r["method"] == "bohb" and r["regime"]]
     assert bohb and all(r["fine_tunes"] >= 1 for r in bohb)

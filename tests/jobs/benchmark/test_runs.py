@@ -41,3 +41,6 @@ def test_probes_are_journaled_with_their_seconds_and_charged_again_when_reused(r
     assert again("t", SPEC, 0) == (scores, seconds)  # a resumed benchmark pays what the first probe took
     assert len((tmp_path / "probes.jsonl").read_text().splitlines()) == 1
     assert ProbeRuns(tmp_path / "probes.jsonl", runs, sample=24, val_sample=12)("t", "nosuchkind:x=1", 0) == ({}, 0.0)
+    capped = ProbeRuns(tmp_path / "probes.jsonl", runs, sample=24, val_sample=12, fraction=0.2)
+    assert capped("t", SPEC, 0, budget_s=0.0) == ({}, pytest.approx(0.0, abs=0.05))  # no allowance: no probe
+    assert len((tmp_path / "probes.jsonl").read_text().splitlines()) == 2  # keyed by the allowance too
